@@ -1,0 +1,52 @@
+//! Backends run the model: one forward step for all streams, and training over a window.
+//! The compressor above does not know which backend runs; every backend gives the same bits.
+
+pub mod cpu;
+
+use crate::error::Error;
+
+/// What runs the model, step by step.
+///
+/// The caller alternates `forward` calls (one per step) and, every `window` steps, one
+/// `train` call over the steps forwarded since the last one. The streams that take part in a
+/// step are always a prefix `0..n` of all streams, and that prefix never grows.
+pub trait Backend {
+    /// A human-readable name: the backend and, for a GPU, its adapter.
+    fn describe(&self) -> String;
+
+    /// Runs one step for streams `0..inputs.len()`, whose previous symbols are `inputs`, and
+    /// returns their frequency tables: `inputs.len() × 256` entries, each table at least 1
+    /// everywhere and summing to exactly 2^16.
+    fn forward(&mut self, inputs: &[u8]) -> Result<&[u32], Error>;
+
+    /// Back-propagates over the steps forwarded since the last `train` and updates the weights
+    /// once. `targets` holds, step by step, the symbol each active stream actually had.
+    fn train(&mut self, targets: &[u8]) -> Result<(), Error>;
+}
+
+/// Which backend the user asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BackendChoice {
+    /// A hardware GPU if there is one, else the fastest of the software adapter and the CPU
+    /// twin.
+    Auto,
+    /// A GPU adapter through wgpu (hardware or software); an error if none can run the model.
+    Gpu,
+    /// The CPU twin.
+    Cpu,
+}
+
+/// Opens the backend `choice` names for a model of `params`. `adapter`, if given, is a
+/// substring of the GPU adapter's name to prefer.
+pub fn open(
+    choice: BackendChoice,
+    adapter: Option<&str>,
+    params: &crate::model::params::ModelParams,
+) -> Result<Box<dyn Backend>, Error> {
+    match choice {
+        BackendChoice::Cpu | BackendChoice::Auto => Ok(Box::new(cpu::CpuBackend::new(params))),
+        BackendChoice::Gpu => Err(Error::BackendUnavailable(format!(
+            "no GPU backend in this build (adapter {adapter:?})"
+        ))),
+    }
+}

@@ -1,0 +1,159 @@
+//! Compression and decompression of whole inputs: splits the input into streams, runs the
+//! model step by step on a backend, and drives the range coder with its frequency tables.
+//! The encoder and the decoder share one schedule (`run_schedule`), which is what keeps their
+//! models in lockstep.
+
+use crate::backend::{self, Backend, BackendChoice};
+use crate::coder::{CoderError, RangeDecoder, RangeEncoder};
+use crate::error::Error;
+use crate::fixed::SYMBOLS;
+use crate::format::{self, FrameHeader};
+use crate::model::params::ModelParams;
+use crate::model::presets;
+
+/// How to compress or decompress.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Preset level, `presets::MIN_LEVEL..=presets::MAX_LEVEL` (compression only).
+    pub level: u8,
+    /// Which backend runs the model.
+    pub backend: BackendChoice,
+    /// Substring of the GPU adapter's name to pick, if any.
+    pub adapter: Option<String>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            level: presets::DEFAULT_LEVEL,
+            backend: BackendChoice::Auto,
+            adapter: None,
+        }
+    }
+}
+
+/// The result of a run: the output bytes and which backend produced them.
+pub struct Outcome {
+    /// Compressed archive or decompressed data.
+    pub bytes: Vec<u8>,
+    /// `Backend::describe` of the backend that ran.
+    pub backend: String,
+}
+
+/// How an input of `len` bytes is cut into `streams` contiguous segments of `segment` bytes
+/// (the last ones shorter or empty); step `t` codes byte `t` of every segment that has one.
+struct Segments {
+    len: usize,
+    streams: usize,
+    segment: usize,
+}
+
+impl Segments {
+    fn new(len: usize, streams: usize) -> Segments {
+        Segments {
+            len,
+            streams,
+            segment: len.div_ceil(streams),
+        }
+    }
+
+    /// Streams that have a byte at step `t`: always a prefix `0..n`, shrinking with `t`.
+    fn active(&self, t: usize) -> usize {
+        (self.len - t).div_ceil(self.segment).min(self.streams)
+    }
+}
+
+/// One stream's table out of a backend's output.
+fn as_table(table: &[u32]) -> Result<&[u32; SYMBOLS], Error> {
+    table.try_into().map_err(|_| Error::InvalidTable)
+}
+
+/// Runs the model over all steps. `code(position, freqs)` codes (or decodes) the byte at
+/// `position` of the input under the table `freqs` and returns it.
+fn run_schedule(
+    backend: &mut dyn Backend,
+    params: &ModelParams,
+    len: usize,
+    mut code: impl FnMut(usize, &[u32]) -> Result<u8, Error>,
+) -> Result<(), Error> {
+    if len == 0 {
+        return Ok(());
+    }
+    let seg = Segments::new(len, params.streams as usize);
+    let window = params.window as usize;
+    let mut inputs = vec![0u8; seg.streams];
+    let mut targets = Vec::with_capacity(window * seg.streams);
+    for t in 0..seg.segment {
+        let active = seg.active(t);
+        let freqs = backend.forward(&inputs[..active])?;
+        for (s, table) in freqs.chunks_exact(SYMBOLS).enumerate() {
+            let symbol = code(s * seg.segment + t, table)?;
+            inputs[s] = symbol;
+            targets.push(symbol);
+        }
+        if (t + 1) % window == 0 && t + 1 < seg.segment {
+            backend.train(&targets)?;
+            targets.clear();
+        }
+    }
+    Ok(())
+}
+
+/// Compresses `data` into a complete archive.
+pub fn compress(data: &[u8], options: &Options) -> Result<Outcome, Error> {
+    if data.len() as u64 > format::MAX_ORIGINAL_LEN {
+        return Err(Error::InputTooLarge(data.len() as u64));
+    }
+    let level = options.level.clamp(presets::MIN_LEVEL, presets::MAX_LEVEL);
+    let params = presets::params_for(level, data.len() as u64);
+    let mut backend = backend::open(options.backend, options.adapter.as_deref(), &params)?;
+    let mut encoder = RangeEncoder::new();
+    run_schedule(backend.as_mut(), &params, data.len(), |pos, table| {
+        let symbol = data[pos];
+        encoder
+            .encode(as_table(table)?, symbol)
+            .map_err(|_| Error::InvalidTable)?;
+        Ok(symbol)
+    })?;
+    let payload = encoder.finish();
+    let header = FrameHeader {
+        preset: level,
+        params,
+        original_len: data.len() as u64,
+        payload_len: payload.len() as u64,
+    };
+    Ok(Outcome {
+        bytes: format::write_frame(&header, &payload, format::content_hash(data)),
+        backend: backend.describe(),
+    })
+}
+
+/// Decompresses a complete archive, checking its header, payload and checksum.
+pub fn decompress(archive: &[u8], options: &Options) -> Result<Outcome, Error> {
+    let frame = format::parse_frame(archive)?;
+    let params = frame.header.params;
+    let len = frame.header.original_len as usize;
+    let mut backend = backend::open(options.backend, options.adapter.as_deref(), &params)?;
+    let mut out = vec![0u8; len];
+    let mut decoder = RangeDecoder::new(frame.payload).map_err(|_| Error::CorruptPayload)?;
+    run_schedule(backend.as_mut(), &params, len, |pos, table| {
+        let symbol = decoder.decode(as_table(table)?).map_err(|e| match e {
+            CoderError::InvalidTable => Error::InvalidTable,
+            _ => Error::CorruptPayload,
+        })?;
+        out[pos] = symbol;
+        Ok(symbol)
+    })?;
+    decoder.finish().map_err(|_| Error::CorruptPayload)?;
+    let got = format::content_hash(&out);
+    if got != frame.content_hash {
+        return Err(Error::ChecksumMismatch {
+            expected: frame.content_hash,
+            got,
+        });
+    }
+    Ok(Outcome {
+        bytes: out,
+        backend: backend.describe(),
+    })
+}

@@ -1,0 +1,37 @@
+//! The library's typed errors.
+
+use crate::format::FormatError;
+
+/// Everything that can go wrong in compressing or decompressing.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The archive is not a valid nngpu archive (bad header, truncated, corrupt).
+    #[error("{0}")]
+    Format(#[from] FormatError),
+    /// The payload does not decode to the length the header announces.
+    #[error("corrupt archive: the compressed data ends early or holds extra bytes")]
+    CorruptPayload,
+    /// The decoded data does not match the checksum stored in the archive.
+    #[error(
+        "corrupt archive: decoded data fails its checksum (expected {expected:016x}, got {got:016x})"
+    )]
+    ChecksumMismatch {
+        /// Hash stored in the archive.
+        expected: u64,
+        /// Hash of the decoded data.
+        got: u64,
+    },
+    /// A backend produced a frequency table the coder cannot use: a backend bug, reported
+    /// instead of writing an archive that would not decode.
+    #[error("internal error: the model produced an invalid frequency table")]
+    InvalidTable,
+    /// The requested backend cannot run here (no adapter, missing feature or limit).
+    #[error("backend unavailable: {0}")]
+    BackendUnavailable(String),
+    /// The GPU reported an error while running a kernel.
+    #[error("GPU error: {0}")]
+    Gpu(String),
+    /// The input is larger than this version can compress in one frame.
+    #[error("input of {0} bytes is larger than the 1 TiB one frame can hold")]
+    InputTooLarge(u64),
+}

@@ -1,0 +1,21 @@
+//! nngpu: lossless compression with an LSTM trained while it codes.
+//!
+//! The encoder and the decoder train the same integer LSTM on the same symbols in the same
+//! order, so the model is never stored. Every value that can influence a probability is integer
+//! arithmetic (`fixed`), so any backend (the CPU twin or a GPU through wgpu) reproduces the
+//! same bits and an archive decodes on any machine.
+//!
+//! Architecture: `format` (the container), `coder` (the range coder), `model` (shape,
+//! parameters, presets), `backend` (the CPU twin and the GPU backend), `codec` (the schedule
+//! that ties them together). The `nngpu` binary is a thin CLI over `codec`.
+
+pub mod backend;
+pub mod codec;
+pub mod coder;
+pub mod error;
+pub mod fixed;
+pub mod format;
+pub mod model;
+
+pub use codec::{Options, Outcome, compress, decompress};
+pub use error::Error;

@@ -1,0 +1,8 @@
+//! The model: its parameters, its tensors, their initial values, and the presets that choose
+//! them. The arithmetic itself lives in the backends (`crate::backend::cpu::kernels` is the
+//! reference).
+
+pub mod init;
+pub mod layout;
+pub mod params;
+pub mod presets;

@@ -1,0 +1,70 @@
+//! Hyper-parameters of one model: everything the decoder needs to rebuild the encoder's
+//! training run bit for bit. Stored verbatim in every frame header.
+
+/// Largest number of LSTM layers a frame may ask for.
+pub const MAX_LAYERS: u8 = 4;
+/// Largest number of cells per layer a frame may ask for.
+pub const MAX_CELLS: u16 = 1024;
+/// Cells per layer must be a multiple of this (the GPU kernels tile by it).
+pub const CELL_MULTIPLE: u16 = 8;
+/// Largest number of parallel streams a frame may ask for.
+pub const MAX_STREAMS: u32 = 65_536;
+/// Largest truncated back-propagation window, in steps.
+pub const MAX_WINDOW: u16 = 64;
+/// Largest learning rate, in Q24 (1.0 = 2^24).
+pub const MAX_LEARNING_RATE_Q24: u32 = 1 << 22;
+/// Adam's β2 is `1 - 2^-beta2_shift`; this is the accepted range of the shift.
+pub const BETA2_SHIFT_RANGE: std::ops::RangeInclusive<u8> = 4..=20;
+
+/// The model's shape and training schedule.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ModelParams {
+    /// LSTM layers (1..=`MAX_LAYERS`).
+    pub layers: u8,
+    /// Cells per layer (`CELL_MULTIPLE`..=`MAX_CELLS`, a multiple of `CELL_MULTIPLE`).
+    pub cells: u16,
+    /// Parallel streams sharing the weights (1..=`MAX_STREAMS`).
+    pub streams: u32,
+    /// Steps per truncated back-propagation window (1..=`MAX_WINDOW`).
+    pub window: u16,
+    /// Adam learning rate in Q24 (1..=`MAX_LEARNING_RATE_Q24`).
+    pub learning_rate_q24: u32,
+    /// Adam's β2 = 1 - 2^-beta2_shift (within `BETA2_SHIFT_RANGE`).
+    pub beta2_shift: u8,
+    /// Seed of the integer PRNG that draws the initial weights.
+    pub seed: u64,
+}
+
+impl ModelParams {
+    /// Checks every field against its limit; `Err` names the first field out of range.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(1..=MAX_LAYERS).contains(&self.layers) {
+            return Err(format!("layers {} not in 1..={MAX_LAYERS}", self.layers));
+        }
+        if !(CELL_MULTIPLE..=MAX_CELLS).contains(&self.cells) || self.cells % CELL_MULTIPLE != 0 {
+            return Err(format!(
+                "cells {} not a multiple of {CELL_MULTIPLE} in {CELL_MULTIPLE}..={MAX_CELLS}",
+                self.cells
+            ));
+        }
+        if !(1..=MAX_STREAMS).contains(&self.streams) {
+            return Err(format!("streams {} not in 1..={MAX_STREAMS}", self.streams));
+        }
+        if !(1..=MAX_WINDOW).contains(&self.window) {
+            return Err(format!("window {} not in 1..={MAX_WINDOW}", self.window));
+        }
+        if !(1..=MAX_LEARNING_RATE_Q24).contains(&self.learning_rate_q24) {
+            return Err(format!(
+                "learning rate {} (Q24) not in 1..={MAX_LEARNING_RATE_Q24}",
+                self.learning_rate_q24
+            ));
+        }
+        if !BETA2_SHIFT_RANGE.contains(&self.beta2_shift) {
+            return Err(format!(
+                "beta2 shift {} not in {BETA2_SHIFT_RANGE:?}",
+                self.beta2_shift
+            ));
+        }
+        Ok(())
+    }
+}
