@@ -240,14 +240,6 @@ pub fn cell_backward(cells: usize, trace: &CellTrace, dh: &[i32], dc: &mut [i32]
     }
 }
 
-/// Learning-rate multiplier for Adam's bias correction after `updates` updates are
-/// tracked as `β2^updates` in Q32, `pow_q32` (start at 2^32, pass the value *after* decaying
-/// it for this update). Returns the effective rate `lr · √(1 - β2^t)`, Q24.
-pub fn corrected_learning_rate(learning_rate_q24: u32, pow_q32: u64) -> i64 {
-    let correction_q64 = ((1u64 << 32) - pow_q32) << 32;
-    ((learning_rate_q24 as u64 * correction_q64.isqrt()) >> 32) as i64
-}
-
 /// One Adam step (β1 = 0) of one weight from its window gradient `sum` (Q36).
 ///
 /// `g = round(sum >> 16)` clamped to `±(2^31 - 1)` (Q20); `v ← v - (v >> β) + (g² >> β)`, or
@@ -275,7 +267,7 @@ fn adam_step(opt: &Optimizer, table: &[i32], sum: i64, v: &mut u64, w: &mut i32)
 /// The optimizer's settings for one update.
 #[derive(Clone, Copy, Debug)]
 pub struct Optimizer {
-    /// Effective learning rate after bias correction (`corrected_learning_rate`), Q24.
+    /// Learning rate, Q24. (No bias correction: each second moment starts at its first g².)
     pub lr_q24: i64,
     /// Adam's β2 = 1 - 2^-beta2_shift.
     pub beta2_shift: u32,

@@ -75,8 +75,6 @@ pub struct CpuBackend {
     shape: Shape,
     learning_rate_q24: u32,
     beta2_shift: u32,
-    /// β2^updates in Q32, for Adam's bias correction.
-    beta2_pow_q32: u64,
     params: Vec<Param>,
     /// Hidden state per layer, `streams × cells`, Q12.
     h: Vec<Vec<i16>>,
@@ -129,7 +127,6 @@ impl CpuBackend {
             shape,
             learning_rate_q24: params.learning_rate_q24,
             beta2_shift: params.beta2_shift as u32,
-            beta2_pow_q32: 1 << 32,
             params: params_vec,
             h: vec![vec![0; state]; shape.layers],
             c: vec![vec![0; state]; shape.layers],
@@ -362,9 +359,8 @@ impl Backend for CpuBackend {
 
     fn train(&mut self, targets: &[u8]) -> Result<(), Error> {
         self.backward(targets);
-        self.beta2_pow_q32 -= self.beta2_pow_q32 >> self.beta2_shift;
         let opt = Optimizer {
-            lr_q24: kernels::corrected_learning_rate(self.learning_rate_q24, self.beta2_pow_q32),
+            lr_q24: self.learning_rate_q24 as i64,
             beta2_shift: self.beta2_shift,
         };
         self.update(&opt);
