@@ -2,6 +2,7 @@
 //! The compressor above does not know which backend runs; every backend gives the same bits.
 
 pub mod cpu;
+pub mod gpu;
 
 use crate::error::Error;
 
@@ -44,9 +45,19 @@ pub fn open(
     params: &crate::model::params::ModelParams,
 ) -> Result<Box<dyn Backend>, Error> {
     match choice {
-        BackendChoice::Cpu | BackendChoice::Auto => Ok(Box::new(cpu::CpuBackend::new(params))),
-        BackendChoice::Gpu => Err(Error::BackendUnavailable(format!(
-            "no GPU backend in this build (adapter {adapter:?})"
-        ))),
+        BackendChoice::Cpu => Ok(Box::new(cpu::CpuBackend::new(params))),
+        BackendChoice::Gpu => Ok(Box::new(gpu::GpuBackend::open(adapter, params)?)),
+        // A software adapter runs these kernels far slower than the CPU twin (see the
+        // benchmark figures in README.md), so `auto` takes the GPU only when it is hardware.
+        BackendChoice::Auto => {
+            let hardware = gpu::usable_adapters(adapter)
+                .first()
+                .is_some_and(|a| !gpu::is_software(&a.get_info()));
+            if hardware {
+                Ok(Box::new(gpu::GpuBackend::open(adapter, params)?))
+            } else {
+                Ok(Box::new(cpu::CpuBackend::new(params)))
+            }
+        }
     }
 }

@@ -1,0 +1,226 @@
+//! Kernels: WGSL sources with the arithmetic contract's constants injected, compiled into
+//! pipelines, and bound once to the buffers they will always use.
+
+use std::collections::BTreeMap;
+
+use crate::fixed;
+
+/// The shared prelude of every kernel.
+const COMMON: &str = include_str!("../../../shaders/common.wgsl");
+
+/// Source of each kernel, by name.
+pub fn source(name: &str) -> &'static str {
+    match name {
+        "layer_input" => include_str!("../../../shaders/layer_input.wgsl"),
+        "gates_forward" => include_str!("../../../shaders/gates_forward.wgsl"),
+        "cell_forward" => include_str!("../../../shaders/cell_forward.wgsl"),
+        "head_input" => include_str!("../../../shaders/head_input.wgsl"),
+        "softmax_freq" => include_str!("../../../shaders/softmax_freq.wgsl"),
+        "output_grad" => include_str!("../../../shaders/output_grad.wgsl"),
+        "input_grad" => include_str!("../../../shaders/input_grad.wgsl"),
+        "cell_backward" => include_str!("../../../shaders/cell_backward.wgsl"),
+        "matrix_update" => include_str!("../../../shaders/matrix_update.wgsl"),
+        "vector_update" => include_str!("../../../shaders/vector_update.wgsl"),
+        other => unreachable!("no kernel named {other}"),
+    }
+}
+
+/// Offsets of the tables within the tables buffer, in `i32` entries:
+/// sigmoid, tanh, exp, rsqrt, back to back.
+pub fn table_data() -> (Vec<i32>, [usize; 4]) {
+    let t = fixed::tables();
+    let mut data = Vec::new();
+    let mut offsets = [0; 4];
+    for (i, part) in [&t.sigmoid, &t.tanh, &t.exp_neg, &t.rsqrt]
+        .into_iter()
+        .enumerate()
+    {
+        offsets[i] = data.len();
+        data.extend_from_slice(part);
+    }
+    (data, offsets)
+}
+
+/// A WGSL constant declaration's value.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Value {
+    U32(u32),
+    I32(i32),
+    I64(i64),
+    Bool(bool),
+}
+
+/// Constants of one kernel instance; a `BTreeMap` so equal sets give equal sources.
+pub type Constants = BTreeMap<&'static str, Value>;
+
+/// The contract's constants, shared by all kernels.
+pub fn contract_constants(offsets: [usize; 4]) -> Constants {
+    use Value::*;
+    let mut c = Constants::new();
+    c.insert("ACT_FRAC", U32(fixed::ACT_FRAC));
+    c.insert("ONE", I32(fixed::ONE));
+    c.insert("PREACT_LIMIT", I32(fixed::PREACT_LIMIT));
+    c.insert("LOGIT_LIMIT", I32(fixed::LOGIT_LIMIT));
+    c.insert("GRAD_FRAC", U32(fixed::GRAD_FRAC));
+    c.insert("GRAD_LIMIT", I32(fixed::GRAD_LIMIT));
+    c.insert("MASTER_FRAC", U32(fixed::MASTER_FRAC));
+    c.insert("MASTER_LIMIT", I32(fixed::MASTER_LIMIT));
+    c.insert("ADAM_GRAD_SHIFT", U32(fixed::ADAM_GRAD_SHIFT));
+    c.insert("RSQRT_FRAC", U32(fixed::RSQRT_FRAC));
+    c.insert("RSQRT_ENTRIES", U32(fixed::RSQRT_ENTRIES as u32));
+    c.insert("FREQ_TOTAL_BITS", U32(fixed::FREQ_TOTAL_BITS));
+    c.insert("FREQ_TOTAL", U32(fixed::FREQ_TOTAL));
+    c.insert("SYMBOLS", U32(fixed::SYMBOLS as u32));
+    c.insert("TABLE_STEP_BITS", U32(fixed::TABLE_STEP_BITS));
+    c.insert("TABLE_INTERVALS", U32(fixed::TABLE_INTERVALS as u32));
+    for (name, offset) in [
+        "SIGMOID_OFFSET",
+        "TANH_OFFSET",
+        "EXP_OFFSET",
+        "RSQRT_OFFSET",
+    ]
+    .into_iter()
+    .zip(offsets)
+    {
+        c.insert(name, U32(offset as u32));
+    }
+    c
+}
+
+/// The full WGSL of kernel `name` with `constants` declared ahead of it.
+pub fn render(name: &str, constants: &Constants) -> String {
+    let mut out = String::new();
+    for (key, value) in constants {
+        let decl = match value {
+            Value::U32(v) => format!("const {key}: u32 = {v}u;\n"),
+            Value::I32(v) => format!("const {key}: i32 = {v}i;\n"),
+            Value::I64(v) => format!("const {key}: i64 = {v}li;\n"),
+            Value::Bool(v) => format!("const {key}: bool = {v};\n"),
+        };
+        out.push_str(&decl);
+    }
+    out.push_str(COMMON);
+    out.push_str(source(name));
+    out
+}
+
+/// How a kernel sees one of its buffers.
+#[derive(Clone, Copy)]
+pub enum Access {
+    Read,
+    ReadWrite,
+}
+
+/// A compiled kernel bound to its buffers: dispatch it with `Kernel::record`.
+pub struct Kernel {
+    pipeline: wgpu::ComputePipeline,
+    bind_group: wgpu::BindGroup,
+}
+
+/// Threads per workgroup of every kernel (`@workgroup_size(64)` in the shaders).
+pub const WORKGROUP: u32 = 64;
+
+impl Kernel {
+    /// Compiles kernel `name` with `constants` and binds `tables` (binding 0), `step`
+    /// (binding 1) and `buffers` (bindings 2…), each with its access mode.
+    pub fn new(
+        device: &wgpu::Device,
+        name: &str,
+        constants: &Constants,
+        tables: &wgpu::Buffer,
+        step: &wgpu::Buffer,
+        buffers: &[(&wgpu::Buffer, Access)],
+    ) -> Kernel {
+        let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some(name),
+            source: wgpu::ShaderSource::Wgsl(render(name, constants).into()),
+        });
+        let storage = |read_only| wgpu::BindingType::Buffer {
+            ty: wgpu::BufferBindingType::Storage { read_only },
+            has_dynamic_offset: false,
+            min_binding_size: None,
+        };
+        let mut entries = vec![
+            wgpu::BindGroupLayoutEntry {
+                binding: 0,
+                visibility: wgpu::ShaderStages::COMPUTE,
+                ty: storage(true),
+                count: None,
+            },
+            wgpu::BindGroupLayoutEntry {
+                binding: 1,
+                visibility: wgpu::ShaderStages::COMPUTE,
+                ty: wgpu::BindingType::Buffer {
+                    ty: wgpu::BufferBindingType::Uniform,
+                    has_dynamic_offset: false,
+                    min_binding_size: None,
+                },
+                count: None,
+            },
+        ];
+        for (i, (_, access)) in buffers.iter().enumerate() {
+            entries.push(wgpu::BindGroupLayoutEntry {
+                binding: 2 + i as u32,
+                visibility: wgpu::ShaderStages::COMPUTE,
+                ty: storage(matches!(access, Access::Read)),
+                count: None,
+            });
+        }
+        let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some(name),
+            entries: &entries,
+        });
+        let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: Some(name),
+            bind_group_layouts: &[Some(&layout)],
+            immediate_size: 0,
+        });
+        let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(name),
+            layout: Some(&pipeline_layout),
+            module: &module,
+            entry_point: Some("main"),
+            compilation_options: Default::default(),
+            cache: None,
+        });
+        let mut bind_entries = vec![
+            wgpu::BindGroupEntry {
+                binding: 0,
+                resource: tables.as_entire_binding(),
+            },
+            wgpu::BindGroupEntry {
+                binding: 1,
+                resource: step.as_entire_binding(),
+            },
+        ];
+        for (i, (buffer, _)) in buffers.iter().enumerate() {
+            bind_entries.push(wgpu::BindGroupEntry {
+                binding: 2 + i as u32,
+                resource: buffer.as_entire_binding(),
+            });
+        }
+        let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some(name),
+            layout: &layout,
+            entries: &bind_entries,
+        });
+        Kernel {
+            pipeline,
+            bind_group,
+        }
+    }
+
+    /// Records a dispatch covering `invocations` threads.
+    pub fn record(&self, pass: &mut wgpu::ComputePass, invocations: usize) {
+        if invocations == 0 {
+            return;
+        }
+        let groups = (invocations as u32).div_ceil(WORKGROUP);
+        pass.set_pipeline(&self.pipeline);
+        pass.set_bind_group(0, &self.bind_group, &[]);
+        // Large dispatches fold into a second dimension; the shaders use only id.x, so keep
+        // each one within the 65,535-group limit instead.
+        debug_assert!(groups <= 65_535);
+        pass.dispatch_workgroups(groups, 1, 1);
+    }
+}

@@ -1,0 +1,586 @@
+//! The GPU backend: the model's forward pass, backward pass and optimizer as WGSL kernels
+//! through wgpu, bit-identical to the CPU twin (`crate::backend::cpu::kernels`).
+//!
+//! All model state lives on the GPU. Per step the host uploads the new symbols and reads back
+//! the frequency tables (one submit, one read-back); every `window` steps, one submit per
+//! recorded step walks the window backwards and a last submit updates every tensor.
+
+mod context;
+mod kernel;
+
+use wgpu::util::DeviceExt;
+
+use crate::backend::Backend;
+use crate::error::Error;
+use crate::fixed::{self, SYMBOLS};
+use crate::model::init::initial_weights;
+use crate::model::layout::{Shape, TensorRole, layer_tensors};
+use crate::model::params::ModelParams;
+use context::GpuContext;
+pub use context::{is_software, usable_adapters};
+use kernel::{Access, Constants, Kernel, Value};
+
+/// Per-dispatch values, as `struct Step` in `shaders/common.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct StepUniform {
+    streams: u32,
+    base: u32,
+    recorded: u32,
+    pad: u32,
+}
+
+/// Kernels of one layer.
+struct LayerKernels {
+    input: Kernel,
+    gates: Kernel,
+    cell: Kernel,
+    backward: Kernel,
+    input_grad: Kernel,
+    update_matrix: Kernel,
+    update_embedding: Kernel,
+    update_bias: Kernel,
+}
+
+/// The GPU backend.
+pub struct GpuBackend {
+    ctx: GpuContext,
+    shape: Shape,
+    step: wgpu::Buffer,
+    symbols_win: wgpu::Buffer,
+    targets_win: wgpu::Buffer,
+    freqs_win: wgpu::Buffer,
+    staging: wgpu::Buffer,
+    /// Cleared at the start of every backward pass: input gradients per layer and cell-state
+    /// gradients.
+    cleared: Vec<wgpu::Buffer>,
+    /// Every tensor's Q24 master values, for tests that compare with the CPU twin.
+    masters: Vec<wgpu::Buffer>,
+    layers: Vec<LayerKernels>,
+    head_input: Kernel,
+    head_forward: Kernel,
+    softmax: Kernel,
+    output_grad: Kernel,
+    head_input_grad: Kernel,
+    head_update: Kernel,
+    head_bias_update: Kernel,
+    /// Active streams of each recorded step.
+    active: Vec<usize>,
+    freqs: Vec<u32>,
+}
+
+/// Largest number of threads one dispatch may cover (65,535 workgroups of 64).
+const MAX_INVOCATIONS: usize = 65_535 * kernel::WORKGROUP as usize;
+
+impl GpuBackend {
+    /// Opens the best usable adapter (or the first whose name contains `adapter`) and uploads a
+    /// freshly initialised model for `params`.
+    pub fn open(adapter: Option<&str>, params: &ModelParams) -> Result<GpuBackend, Error> {
+        let adapters = usable_adapters(adapter);
+        let Some(chosen) = adapters.first() else {
+            return Err(Error::BackendUnavailable(match adapter {
+                Some(name) => format!("no GPU adapter matching {name:?} with 64-bit shader integers"),
+                None => "no GPU adapter with 64-bit shader integers (install a Vulkan driver, e.g. Debian's mesa-vulkan-drivers)".into(),
+            }));
+        };
+        GpuBackend::new(GpuContext::open(chosen)?, params)
+    }
+
+    fn new(ctx: GpuContext, params: &ModelParams) -> Result<GpuBackend, Error> {
+        let shape = Shape::new(params);
+        let Shape {
+            layers,
+            cells,
+            streams,
+            window,
+        } = shape;
+        let rows = shape.gate_rows();
+        let lh = shape.head_inputs();
+        let steps = window * streams;
+        let widest = [rows, 2 * cells, lh, SYMBOLS]
+            .into_iter()
+            .max()
+            .unwrap_or(SYMBOLS);
+        let largest_dispatch = (streams * widest).max(SYMBOLS * rows.max(lh));
+        if largest_dispatch > MAX_INVOCATIONS {
+            return Err(Error::BackendUnavailable(format!(
+                "{streams} streams of {cells} cells need {largest_dispatch} threads in one dispatch, more than {MAX_INVOCATIONS}"
+            )));
+        }
+        let largest_buffer = 4 * steps * widest.max(2 * cells);
+        if largest_buffer as u64 > ctx.max_binding {
+            return Err(Error::BackendUnavailable(format!(
+                "the model needs {largest_buffer}-byte buffers; the adapter binds at most {} bytes",
+                ctx.max_binding
+            )));
+        }
+        let device = &ctx.device;
+        let storage = wgpu::BufferUsages::STORAGE
+            | wgpu::BufferUsages::COPY_DST
+            | wgpu::BufferUsages::COPY_SRC;
+        let zeros = |label: &str, bytes: usize| {
+            device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(label),
+                size: bytes.max(4) as u64,
+                usage: storage,
+                mapped_at_creation: false,
+            })
+        };
+        let init = |label: &str, contents: &[u8]| {
+            device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some(label),
+                contents,
+                usage: storage,
+            })
+        };
+        let (table_data, offsets) = kernel::table_data();
+        let tables = init("tables", bytemuck::cast_slice(&table_data));
+        let step = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("step"),
+            size: std::mem::size_of::<StepUniform>() as u64,
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+
+        let specs = shape.tensors();
+        let weights = initial_weights(&shape, params.seed);
+        let mut masters = Vec::new();
+        let mut moments = Vec::new();
+        let mut forwards = Vec::new();
+        for (spec, master) in specs.iter().zip(&weights) {
+            masters.push(init("master", bytemuck::cast_slice(master)));
+            moments.push(zeros("second moment", 8 * master.len()));
+            let forward: Vec<i32> = match spec.role {
+                TensorRole::Matrix => master
+                    .iter()
+                    .map(|&w| {
+                        fixed::round_shift(w as i64, fixed::MASTER_FRAC - fixed::ACT_FRAC) as i32
+                    })
+                    .collect(),
+                _ => vec![0],
+            };
+            forwards.push(init("forward", bytemuck::cast_slice(&forward)));
+        }
+
+        let state = 4 * layers * streams * cells;
+        let h_all = zeros("h", state);
+        let c_all = zeros("c", state);
+        let dc_all = zeros("dc", state);
+        let symbols_win = zeros("symbols", 4 * steps);
+        let targets_win = zeros("targets", 4 * steps);
+        let head_in_win = zeros("head input", 4 * steps * lh);
+        let freqs_win = zeros("freqs", 4 * steps * SYMBOLS);
+        let dlogits_win = zeros("dlogits", 4 * steps * SYMBOLS);
+        let z = zeros("z", 4 * streams * rows);
+        let logits = zeros("logits", 4 * streams * SYMBOLS);
+        let dhead = zeros("dhead", 4 * streams * lh);
+        let staging = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("staging"),
+            size: (4 * streams * SYMBOLS) as u64,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+
+        let base = {
+            let mut c = kernel::contract_constants(offsets);
+            c.insert("LAYERS", Value::U32(layers as u32));
+            c.insert("CELLS", Value::U32(cells as u32));
+            c.insert("STREAMS", Value::U32(streams as u32));
+            c.insert("BETA2_SHIFT", Value::U32(params.beta2_shift as u32));
+            c.insert("LEARNING_RATE", Value::I64(params.learning_rate_q24 as i64));
+            c.insert("LAYER", Value::U32(0));
+            c.insert("ROWS", Value::U32(0));
+            c.insert("COLS", Value::U32(0));
+            c.insert("EMBEDDED", Value::Bool(false));
+            c.insert("LIMIT", Value::I32(0));
+            c
+        };
+        let with = |pairs: &[(&'static str, Value)]| -> Constants {
+            let mut c = base.clone();
+            for (k, v) in pairs {
+                c.insert(k, v.clone());
+            }
+            c
+        };
+        let k = |name: &str, constants: &Constants, buffers: &[(&wgpu::Buffer, Access)]| {
+            Kernel::new(device, name, constants, &tables, &step, buffers)
+        };
+        use Access::{Read, ReadWrite};
+
+        struct LayerBuffers {
+            x: wgpu::Buffer,
+            gates: wgpu::Buffer,
+            c_prev: wgpu::Buffer,
+            tanh_c: wgpu::Buffer,
+            dz: wgpu::Buffer,
+            dx: wgpu::Buffer,
+        }
+        let lb: Vec<LayerBuffers> = (0..layers)
+            .map(|l| LayerBuffers {
+                x: zeros("x", 4 * steps * shape.layer_inputs(l)),
+                gates: zeros("gates", 4 * steps * rows),
+                c_prev: zeros("c prev", 4 * steps * cells),
+                tanh_c: zeros("tanh c", 4 * steps * cells),
+                dz: zeros("dz", 4 * steps * rows),
+                dx: zeros("dx", 4 * streams * shape.layer_inputs(l)),
+            })
+            .collect();
+
+        let mut layer_kernels = Vec::new();
+        for l in 0..layers {
+            let cols = shape.layer_inputs(l);
+            let [wi, ei, bi] = layer_tensors(l);
+            let b = &lb[l];
+            let dims = with(&[
+                ("LAYER", Value::U32(l as u32)),
+                ("ROWS", Value::U32(rows as u32)),
+                ("COLS", Value::U32(cols as u32)),
+            ]);
+            let embedded = with(&[
+                ("LAYER", Value::U32(l as u32)),
+                ("ROWS", Value::U32(rows as u32)),
+                ("COLS", Value::U32(cols as u32)),
+                ("EMBEDDED", Value::Bool(true)),
+                ("LIMIT", Value::I32(fixed::PREACT_LIMIT)),
+            ]);
+            let above = if l + 1 < layers { &lb[l + 1].dx } else { &b.dx };
+            layer_kernels.push(LayerKernels {
+                input: k("layer_input", &dims, &[(&h_all, Read), (&b.x, ReadWrite)]),
+                gates: k(
+                    "gates_forward",
+                    &embedded,
+                    &[
+                        (&forwards[wi], Read),
+                        (&masters[ei], Read),
+                        (&masters[bi], Read),
+                        (&b.x, Read),
+                        (&symbols_win, Read),
+                        (&z, ReadWrite),
+                    ],
+                ),
+                cell: k(
+                    "cell_forward",
+                    &dims,
+                    &[
+                        (&z, Read),
+                        (&c_all, ReadWrite),
+                        (&h_all, ReadWrite),
+                        (&b.gates, ReadWrite),
+                        (&b.c_prev, ReadWrite),
+                        (&b.tanh_c, ReadWrite),
+                    ],
+                ),
+                backward: k(
+                    "cell_backward",
+                    &dims,
+                    &[
+                        (&dhead, Read),
+                        (&b.dx, Read),
+                        (above, Read),
+                        (&b.gates, Read),
+                        (&b.c_prev, Read),
+                        (&b.tanh_c, Read),
+                        (&dc_all, ReadWrite),
+                        (&b.dz, ReadWrite),
+                    ],
+                ),
+                input_grad: k(
+                    "input_grad",
+                    &dims,
+                    &[(&forwards[wi], Read), (&b.dz, Read), (&b.dx, ReadWrite)],
+                ),
+                update_matrix: k(
+                    "matrix_update",
+                    &dims,
+                    &[
+                        (&b.dz, Read),
+                        (&b.x, Read),
+                        (&masters[wi], ReadWrite),
+                        (&moments[wi], ReadWrite),
+                        (&forwards[wi], ReadWrite),
+                    ],
+                ),
+                update_embedding: k(
+                    "vector_update",
+                    &embedded,
+                    &[
+                        (&b.dz, Read),
+                        (&symbols_win, Read),
+                        (&masters[ei], ReadWrite),
+                        (&moments[ei], ReadWrite),
+                    ],
+                ),
+                update_bias: k(
+                    "vector_update",
+                    &dims,
+                    &[
+                        (&b.dz, Read),
+                        (&symbols_win, Read),
+                        (&masters[bi], ReadWrite),
+                        (&moments[bi], ReadWrite),
+                    ],
+                ),
+            });
+        }
+        let head = shape.head_tensor();
+        let head_dims = with(&[
+            ("ROWS", Value::U32(SYMBOLS as u32)),
+            ("COLS", Value::U32(lh as u32)),
+        ]);
+        let head_logits = with(&[
+            ("ROWS", Value::U32(SYMBOLS as u32)),
+            ("COLS", Value::U32(lh as u32)),
+            ("LIMIT", Value::I32(fixed::LOGIT_LIMIT)),
+        ]);
+        let backend = GpuBackend {
+            head_input: k(
+                "head_input",
+                &base,
+                &[(&h_all, Read), (&head_in_win, ReadWrite)],
+            ),
+            head_forward: k(
+                "gates_forward",
+                &head_logits,
+                &[
+                    (&forwards[head], Read),
+                    (&masters[head + 1], Read),
+                    (&masters[head + 1], Read),
+                    (&head_in_win, Read),
+                    (&symbols_win, Read),
+                    (&logits, ReadWrite),
+                ],
+            ),
+            softmax: k(
+                "softmax_freq",
+                &base,
+                &[(&logits, Read), (&freqs_win, ReadWrite)],
+            ),
+            output_grad: k(
+                "output_grad",
+                &base,
+                &[
+                    (&freqs_win, Read),
+                    (&targets_win, Read),
+                    (&dlogits_win, ReadWrite),
+                ],
+            ),
+            head_input_grad: k(
+                "input_grad",
+                &head_dims,
+                &[
+                    (&forwards[head], Read),
+                    (&dlogits_win, Read),
+                    (&dhead, ReadWrite),
+                ],
+            ),
+            head_update: k(
+                "matrix_update",
+                &head_dims,
+                &[
+                    (&dlogits_win, Read),
+                    (&head_in_win, Read),
+                    (&masters[head], ReadWrite),
+                    (&moments[head], ReadWrite),
+                    (&forwards[head], ReadWrite),
+                ],
+            ),
+            head_bias_update: k(
+                "vector_update",
+                &head_dims,
+                &[
+                    (&dlogits_win, Read),
+                    (&symbols_win, Read),
+                    (&masters[head + 1], ReadWrite),
+                    (&moments[head + 1], ReadWrite),
+                ],
+            ),
+            layers: layer_kernels,
+            cleared: lb.into_iter().map(|b| b.dx).chain([dc_all]).collect(),
+            shape,
+            step,
+            symbols_win,
+            targets_win,
+            freqs_win,
+            staging,
+            masters,
+            active: Vec::new(),
+            freqs: Vec::new(),
+            ctx,
+        };
+        backend.ctx.check()?;
+        Ok(backend)
+    }
+
+    fn write_step(&self, streams: usize, base: usize, recorded: usize) {
+        let uniform = StepUniform {
+            streams: streams as u32,
+            base: base as u32,
+            recorded: recorded as u32,
+            pad: 0,
+        };
+        self.ctx
+            .queue
+            .write_buffer(&self.step, 0, bytemuck::bytes_of(&uniform));
+    }
+
+    fn submit(&self, encoder: wgpu::CommandEncoder) -> Result<(), Error> {
+        self.ctx.queue.submit([encoder.finish()]);
+        self.ctx.check()
+    }
+
+    fn encoder(&self) -> wgpu::CommandEncoder {
+        self.ctx
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None })
+    }
+
+    /// Copies `bytes` bytes of `buffer` back to the host.
+    fn read_back(&self, buffer: &wgpu::Buffer, bytes: usize) -> Result<Vec<u8>, Error> {
+        let mut encoder = self.encoder();
+        encoder.copy_buffer_to_buffer(buffer, 0, &self.staging, 0, bytes as u64);
+        self.submit(encoder)?;
+        self.map_staging(bytes)
+    }
+
+    fn map_staging(&self, bytes: usize) -> Result<Vec<u8>, Error> {
+        let slice = self.staging.slice(..bytes as u64);
+        let (tx, rx) = std::sync::mpsc::channel();
+        slice.map_async(wgpu::MapMode::Read, move |r| {
+            let _ = tx.send(r);
+        });
+        self.ctx
+            .device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| Error::Gpu(e.to_string()))?;
+        rx.recv()
+            .map_err(|e| Error::Gpu(e.to_string()))?
+            .map_err(|e| Error::Gpu(e.to_string()))?;
+        let data = slice
+            .get_mapped_range()
+            .map_err(|e| Error::Gpu(e.to_string()))?
+            .to_vec();
+        self.staging.unmap();
+        self.ctx.check()?;
+        Ok(data)
+    }
+
+    /// The Q24 master weights of every tensor, in `Shape::tensors` order (for tests against
+    /// the CPU twin; each tensor must fit in the read-back buffer, `streams × 1 KiB`, so use
+    /// small models).
+    pub fn master_weights(&self) -> Result<Vec<Vec<i32>>, Error> {
+        self.masters
+            .iter()
+            .map(|b| {
+                let bytes = (b.size() as usize).min(self.staging.size() as usize);
+                Ok(bytemuck::cast_slice(&self.read_back(b, bytes)?).to_vec())
+            })
+            .collect()
+    }
+
+    /// The adapter this backend runs on.
+    pub fn adapter_description(&self) -> &str {
+        &self.ctx.description
+    }
+}
+
+impl Backend for GpuBackend {
+    fn describe(&self) -> String {
+        self.ctx.description.clone()
+    }
+
+    fn forward(&mut self, inputs: &[u8]) -> Result<&[u32], Error> {
+        assert!(
+            self.active.len() < self.shape.window,
+            "train() must follow every window"
+        );
+        let streams = inputs.len();
+        let base: usize = self.active.iter().sum();
+        self.write_step(streams, base, 0);
+        let symbols: Vec<u32> = inputs.iter().map(|&s| s as u32).collect();
+        self.ctx.queue.write_buffer(
+            &self.symbols_win,
+            4 * base as u64,
+            bytemuck::cast_slice(&symbols),
+        );
+        let cells = self.shape.cells;
+        let mut encoder = self.encoder();
+        {
+            let mut pass = encoder.begin_compute_pass(&Default::default());
+            for (l, lk) in self.layers.iter().enumerate() {
+                lk.input
+                    .record(&mut pass, streams * self.shape.layer_inputs(l));
+                lk.gates.record(&mut pass, streams * self.shape.gate_rows());
+                lk.cell.record(&mut pass, streams * cells);
+            }
+            self.head_input
+                .record(&mut pass, streams * self.shape.head_inputs());
+            self.head_forward.record(&mut pass, streams * SYMBOLS);
+            self.softmax.record(&mut pass, streams);
+        }
+        let bytes = 4 * streams * SYMBOLS;
+        encoder.copy_buffer_to_buffer(
+            &self.freqs_win,
+            (4 * base * SYMBOLS) as u64,
+            &self.staging,
+            0,
+            bytes as u64,
+        );
+        self.submit(encoder)?;
+        let data = self.map_staging(bytes)?;
+        self.freqs.clear();
+        self.freqs.extend_from_slice(bytemuck::cast_slice(&data));
+        self.active.push(streams);
+        Ok(&self.freqs)
+    }
+
+    fn train(&mut self, targets: &[u8]) -> Result<(), Error> {
+        let recorded: usize = self.active.iter().sum();
+        let targets: Vec<u32> = targets.iter().map(|&s| s as u32).collect();
+        self.ctx
+            .queue
+            .write_buffer(&self.targets_win, 0, bytemuck::cast_slice(&targets));
+        let cells = self.shape.cells;
+        let mut end = recorded;
+        for (t, &streams) in self.active.iter().enumerate().rev() {
+            let base = end - streams;
+            self.write_step(streams, base, recorded);
+            let mut encoder = self.encoder();
+            if t + 1 == self.active.len() {
+                for b in &self.cleared {
+                    encoder.clear_buffer(b, 0, None);
+                }
+            }
+            {
+                let mut pass = encoder.begin_compute_pass(&Default::default());
+                self.output_grad.record(&mut pass, streams * SYMBOLS);
+                self.head_input_grad
+                    .record(&mut pass, streams * self.shape.head_inputs());
+                for (l, lk) in self.layers.iter().enumerate().rev() {
+                    lk.backward.record(&mut pass, streams * cells);
+                    lk.input_grad
+                        .record(&mut pass, streams * self.shape.layer_inputs(l));
+                }
+            }
+            self.submit(encoder)?;
+            end = base;
+        }
+        self.write_step(0, 0, recorded);
+        let mut encoder = self.encoder();
+        {
+            let mut pass = encoder.begin_compute_pass(&Default::default());
+            let rows = self.shape.gate_rows();
+            for (l, lk) in self.layers.iter().enumerate() {
+                lk.update_matrix
+                    .record(&mut pass, rows * self.shape.layer_inputs(l));
+                lk.update_embedding.record(&mut pass, SYMBOLS * rows);
+                lk.update_bias.record(&mut pass, rows);
+            }
+            self.head_update
+                .record(&mut pass, SYMBOLS * self.shape.head_inputs());
+            self.head_bias_update.record(&mut pass, SYMBOLS);
+        }
+        self.submit(encoder)?;
+        self.active.clear();
+        Ok(())
+    }
+}
