@@ -4,8 +4,8 @@
 //! per-stream inputs and outputs, row-major).
 
 use crate::fixed::{
-    self, ACT_FRAC, ADAM_GRAD_SHIFT, FREQ_TOTAL, GRAD_LIMIT, LOGIT_LIMIT, MASTER_FRAC,
-    MASTER_LIMIT, ONE, PREACT_LIMIT, RSQRT_FRAC, SYMBOLS, clamp_i32, round_shift,
+    self, ACT_FRAC, ADAM_GRAD_SHIFT, FREQ_TOTAL, FREQ_TOTAL_BITS, GRAD_LIMIT, LOGIT_LIMIT,
+    MASTER_FRAC, MASTER_LIMIT, ONE, PREACT_LIMIT, RSQRT_FRAC, SYMBOLS, clamp_i32, round_shift,
 };
 
 /// Exact dot product of a Q12 weight row and a Q12 activation vector, Q24.
@@ -106,10 +106,15 @@ pub fn head_forward(w: &[i16], bias: &[i32], x: &[i16], logits: &mut [i32]) {
 /// `f_i = 1 + e_i·(2^16 - 256) / Σe`, and what rounding left of 2^16 goes to the first
 /// symbol with the largest logit. Every entry is at least 1 and the total is exactly 2^16.
 /// (`e_i ≤ 2^15` and `2^16 - 256 < 2^16`, so the product fits in `u32`.)
-pub fn softmax_freq(logits: &[i32], freqs: &mut [u32]) {
-    for (ls, fs) in logits
+///
+/// `probs` receives the softmax itself, `⌊e_i·2^16 / Σe⌋`, without the coder's floor of 1:
+/// the training target. (Trained on the floored table, the model would be pushed towards
+/// certainty forever on predictable data, since no symbol's floored probability reaches 1.)
+pub fn softmax_freq(logits: &[i32], freqs: &mut [u32], probs: &mut [u32]) {
+    for ((ls, fs), ps) in logits
         .chunks_exact(SYMBOLS)
         .zip(freqs.chunks_exact_mut(SYMBOLS))
+        .zip(probs.chunks_exact_mut(SYMBOLS))
     {
         let mut max = ls[0];
         let mut argmax = 0;
@@ -120,36 +125,37 @@ pub fn softmax_freq(logits: &[i32], freqs: &mut [u32]) {
             }
         }
         let mut sum = 0u32;
-        for (f, &l) in fs.iter_mut().zip(ls) {
-            *f = fixed::exp_neg(max - l) as u32;
-            sum += *f;
+        for (p, &l) in ps.iter_mut().zip(ls) {
+            *p = fixed::exp_neg(max - l) as u32;
+            sum += *p;
         }
         let spread = FREQ_TOTAL - SYMBOLS as u32;
         let mut total = 0u32;
-        for f in fs.iter_mut() {
-            *f = 1 + *f * spread / sum;
+        for (f, p) in fs.iter_mut().zip(ps.iter_mut()) {
+            *f = 1 + *p * spread / sum;
             total += *f;
+            *p = (*p << FREQ_TOTAL_BITS) / sum;
         }
         fs[argmax] += FREQ_TOTAL - total;
     }
 }
 
 /// Gradient of the coding loss with respect to the logits, Q24: `p_i - [i = target]` with
-/// `p_i = f_i / 2^16`, the very probabilities the coder used.
-pub fn output_grad(freqs: &[u32], targets: &[u8], dlogits: &mut [i32]) {
-    let to_q24 = crate::fixed::GRAD_FRAC - crate::fixed::FREQ_TOTAL_BITS;
-    for ((fs, &t), d) in freqs
+/// `p_i` the softmax probabilities (`probs` of `softmax_freq`, Q16).
+pub fn output_grad(probs: &[u32], targets: &[u8], dlogits: &mut [i32]) {
+    let to_q24 = crate::fixed::GRAD_FRAC - FREQ_TOTAL_BITS;
+    for ((ps, &t), d) in probs
         .chunks_exact(SYMBOLS)
         .zip(targets)
         .zip(dlogits.chunks_exact_mut(SYMBOLS))
     {
-        for (i, (d, &f)) in d.iter_mut().zip(fs).enumerate() {
+        for (i, (d, &p)) in d.iter_mut().zip(ps).enumerate() {
             let y = if i == t as usize {
                 FREQ_TOTAL as i32
             } else {
                 0
             };
-            *d = (f as i32 - y) << to_q24;
+            *d = (p as i32 - y) << to_q24;
         }
     }
 }

@@ -54,6 +54,8 @@ struct Window {
     head_in: Vec<i16>,
     /// The frequency tables handed to the coder.
     freqs: Vec<u32>,
+    /// The softmax probabilities the frequency tables were made from, Q16.
+    probs: Vec<u32>,
     /// Gradient of the logits, filled by the backward pass (Q24).
     dlogits: Vec<i32>,
 }
@@ -168,7 +170,7 @@ impl CpuBackend {
             let n = streams * cells;
             let dlogits = &mut win.dlogits[start * SYMBOLS..end * SYMBOLS];
             kernels::output_grad(
-                &win.freqs[start * SYMBOLS..end * SYMBOLS],
+                &win.probs[start * SYMBOLS..end * SYMBOLS],
                 &targets[start..end],
                 dlogits,
             );
@@ -352,8 +354,9 @@ impl Backend for CpuBackend {
             head_in,
             logits,
         );
+        let probs = grow(&mut win.probs, streams * SYMBOLS);
         let freqs = grow(&mut win.freqs, streams * SYMBOLS);
-        kernels::softmax_freq(logits, freqs);
+        kernels::softmax_freq(logits, freqs, probs);
         Ok(freqs)
     }
 
@@ -369,6 +372,7 @@ impl Backend for CpuBackend {
         win.symbols.clear();
         win.head_in.clear();
         win.freqs.clear();
+        win.probs.clear();
         for lw in &mut win.layers {
             lw.x.clear();
             lw.gates.clear();

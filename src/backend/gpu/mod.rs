@@ -170,6 +170,7 @@ impl GpuBackend {
         let targets_win = zeros("targets", 4 * steps);
         let head_in_win = zeros("head input", 4 * steps * lh);
         let freqs_win = zeros("freqs", 4 * steps * SYMBOLS);
+        let probs_win = zeros("probs", 4 * steps * SYMBOLS);
         let dlogits_win = zeros("dlogits", 4 * steps * SYMBOLS);
         let z = zeros("z", 4 * streams * rows);
         let logits = zeros("logits", 4 * streams * SYMBOLS);
@@ -353,13 +354,17 @@ impl GpuBackend {
             softmax: k(
                 "softmax_freq",
                 &base,
-                &[(&logits, Read), (&freqs_win, ReadWrite)],
+                &[
+                    (&logits, Read),
+                    (&freqs_win, ReadWrite),
+                    (&probs_win, ReadWrite),
+                ],
             ),
             output_grad: k(
                 "output_grad",
                 &base,
                 &[
-                    (&freqs_win, Read),
+                    (&probs_win, Read),
                     (&targets_win, Read),
                     (&dlogits_win, ReadWrite),
                 ],
