@@ -1,0 +1,385 @@
+//! The GPU backend against the CPU twin, bit for bit: single kernels on seeded random and
+//! extreme inputs, and whole models stepped and trained side by side.
+//!
+//! Without a usable adapter these tests print why and pass, unless `NNGPU_REQUIRE_GPU=1`,
+//! which makes a missing adapter a failure (CI sets it and installs lavapipe).
+
+use super::context::GpuContext;
+use super::kernel::{self, Access, Kernel, Value};
+use super::{GpuBackend, usable_adapters};
+use crate::backend::Backend;
+use crate::backend::cpu::{CpuBackend, kernels};
+use crate::fixed::{self, SYMBOLS};
+use crate::model::params::ModelParams;
+use wgpu::util::DeviceExt;
+
+/// An open device, or `None` (after saying why) when the tests should skip.
+fn context() -> Option<GpuContext> {
+    let required = std::env::var("NNGPU_REQUIRE_GPU").is_ok_and(|v| v == "1");
+    match usable_adapters(None).first().map(GpuContext::open) {
+        Some(Ok(ctx)) => Some(ctx),
+        other => {
+            let why = match other {
+                Some(Err(e)) => e.to_string(),
+                _ => "no adapter with 64-bit shader integers".to_string(),
+            };
+            assert!(
+                !required,
+                "NNGPU_REQUIRE_GPU=1 but the GPU backend cannot run: {why}"
+            );
+            eprintln!("skipping GPU test: {why}");
+            None
+        }
+    }
+}
+
+/// splitmix64, seeded per test.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `[-limit, limit]`, with the extremes themselves drawn one time in eight.
+    fn value(&mut self, limit: i32) -> i32 {
+        match self.next() % 8 {
+            0 => limit,
+            1 => -limit,
+            _ => (self.next() % (2 * limit as u64 + 1)) as i32 - limit,
+        }
+    }
+
+    fn values(&mut self, n: usize, limit: i32) -> Vec<i32> {
+        (0..n).map(|_| self.value(limit)).collect()
+    }
+}
+
+/// Runs one kernel over `invocations` threads with `step` and the given buffers (contents,
+/// access), and returns every buffer's contents afterwards.
+fn run_kernel(
+    ctx: &GpuContext,
+    name: &str,
+    extra: &[(&'static str, Value)],
+    step: [u32; 4],
+    buffers: &[(Vec<u32>, Access)],
+    invocations: usize,
+) -> Vec<Vec<u32>> {
+    let device = &ctx.device;
+    let usage =
+        wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST;
+    let (table_data, offsets) = kernel::table_data();
+    let tables = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+        label: None,
+        contents: bytemuck::cast_slice(&table_data),
+        usage,
+    });
+    let step_buffer = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+        label: None,
+        contents: bytemuck::cast_slice(&step),
+        usage: wgpu::BufferUsages::UNIFORM,
+    });
+    let gpu: Vec<wgpu::Buffer> = buffers
+        .iter()
+        .map(|(data, _)| {
+            let mut padded = data.clone();
+            padded.resize(data.len().max(2), 0);
+            device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: None,
+                contents: bytemuck::cast_slice(&padded),
+                usage,
+            })
+        })
+        .collect();
+    let mut constants = kernel::contract_constants(offsets);
+    for (k, v) in [
+        ("LAYERS", Value::U32(1)),
+        ("CELLS", Value::U32(0)),
+        ("STREAMS", Value::U32(0)),
+        ("BETA2_SHIFT", Value::U32(13)),
+        ("LEARNING_RATE", Value::I64(67_108)),
+        ("LAYER", Value::U32(0)),
+        ("ROWS", Value::U32(0)),
+        ("COLS", Value::U32(0)),
+        ("EMBEDDED", Value::Bool(false)),
+        ("LIMIT", Value::I32(0)),
+    ]
+    .into_iter()
+    .chain(extra.iter().cloned())
+    {
+        constants.insert(k, v);
+    }
+    let bound: Vec<(&wgpu::Buffer, Access)> =
+        gpu.iter().zip(buffers).map(|(b, (_, a))| (b, *a)).collect();
+    let kernel = Kernel::new(device, name, &constants, &tables, &step_buffer, &bound);
+    let mut encoder = device.create_command_encoder(&Default::default());
+    {
+        let mut pass = encoder.begin_compute_pass(&Default::default());
+        kernel.record(&mut pass, invocations);
+    }
+    let staging: Vec<wgpu::Buffer> = gpu
+        .iter()
+        .map(|b| {
+            let s = device.create_buffer(&wgpu::BufferDescriptor {
+                label: None,
+                size: b.size(),
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            });
+            encoder.copy_buffer_to_buffer(b, 0, &s, 0, b.size());
+            s
+        })
+        .collect();
+    ctx.queue.submit([encoder.finish()]);
+    for s in &staging {
+        s.slice(..)
+            .map_async(wgpu::MapMode::Read, |r| r.expect("map"));
+    }
+    device
+        .poll(wgpu::PollType::wait_indefinitely())
+        .expect("poll");
+    ctx.check().expect("no GPU error");
+    staging
+        .iter()
+        .zip(buffers)
+        .map(|(s, (data, _))| {
+            let view = s.slice(..).get_mapped_range().expect("mapped");
+            bytemuck::cast_slice::<u8, u32>(&view)[..data.len()].to_vec()
+        })
+        .collect()
+}
+
+fn as_u32(v: &[i32]) -> Vec<u32> {
+    v.iter().map(|&x| x as u32).collect()
+}
+
+fn as_i32(v: &[u32]) -> Vec<i32> {
+    v.iter().map(|&x| x as i32).collect()
+}
+
+#[test]
+fn gates_forward_matches_the_twin() {
+    let Some(ctx) = context() else { return };
+    let mut rng = Rng(1);
+    let (streams, rows, cols) = (5usize, 24usize, 40usize);
+    let w = rng.values(rows * cols, 32767);
+    let x = rng.values(streams * cols, fixed::ONE);
+    let emb = rng.values(SYMBOLS * rows, fixed::MASTER_LIMIT);
+    let bias = rng.values(rows, fixed::MASTER_LIMIT);
+    let symbols: Vec<u8> = (0..streams).map(|_| rng.next() as u8).collect();
+    let mut want = vec![0; streams * rows];
+    let w16: Vec<i16> = w.iter().map(|&v| v as i16).collect();
+    let x16: Vec<i16> = x.iter().map(|&v| v as i16).collect();
+    kernels::gates_forward(&w16, &emb, &bias, &x16, &symbols, &mut want);
+    let out = run_kernel(
+        &ctx,
+        "gates_forward",
+        &[
+            ("ROWS", Value::U32(rows as u32)),
+            ("COLS", Value::U32(cols as u32)),
+            ("EMBEDDED", Value::Bool(true)),
+            ("LIMIT", Value::I32(fixed::PREACT_LIMIT)),
+        ],
+        [streams as u32, 0, 0, 0],
+        &[
+            (as_u32(&w), Access::Read),
+            (as_u32(&emb), Access::Read),
+            (as_u32(&bias), Access::Read),
+            (as_u32(&x), Access::Read),
+            (symbols.iter().map(|&s| s as u32).collect(), Access::Read),
+            (vec![0; streams * rows], Access::ReadWrite),
+        ],
+        streams * rows,
+    );
+    assert_eq!(as_i32(&out[5]), want);
+}
+
+#[test]
+fn softmax_freq_matches_the_twin_on_flat_and_peaked_logits() {
+    let Some(ctx) = context() else { return };
+    let mut rng = Rng(2);
+    let streams = 4;
+    let mut logits = rng.values(streams * SYMBOLS, fixed::LOGIT_LIMIT);
+    logits[SYMBOLS..2 * SYMBOLS].fill(0);
+    logits[2 * SYMBOLS..3 * SYMBOLS].fill(-fixed::LOGIT_LIMIT);
+    logits[2 * SYMBOLS + 7] = fixed::LOGIT_LIMIT;
+    let (mut freqs, mut probs) = (vec![0; streams * SYMBOLS], vec![0; streams * SYMBOLS]);
+    kernels::softmax_freq(&logits, &mut freqs, &mut probs);
+    let out = run_kernel(
+        &ctx,
+        "softmax_freq",
+        &[],
+        [streams as u32, 0, 0, 0],
+        &[
+            (as_u32(&logits), Access::Read),
+            (vec![0; streams * SYMBOLS], Access::ReadWrite),
+            (vec![0; streams * SYMBOLS], Access::ReadWrite),
+        ],
+        streams,
+    );
+    assert_eq!(out[1], freqs);
+    assert_eq!(out[2], probs);
+}
+
+#[test]
+fn input_grad_matches_the_twin_at_the_gradient_limits() {
+    let Some(ctx) = context() else { return };
+    let mut rng = Rng(3);
+    let (streams, rows, cols) = (3usize, 48usize, 16usize);
+    let w = rng.values(rows * cols, 32767);
+    let dz = rng.values(streams * rows, fixed::GRAD_LIMIT);
+    let mut want = vec![0; streams * cols];
+    let w16: Vec<i16> = w.iter().map(|&v| v as i16).collect();
+    kernels::input_grad(streams, &w16, &dz, &mut want);
+    let out = run_kernel(
+        &ctx,
+        "input_grad",
+        &[
+            ("ROWS", Value::U32(rows as u32)),
+            ("COLS", Value::U32(cols as u32)),
+        ],
+        [streams as u32, 0, 0, 0],
+        &[
+            (as_u32(&w), Access::Read),
+            (as_u32(&dz), Access::Read),
+            (vec![0; streams * cols], Access::ReadWrite),
+        ],
+        streams * cols,
+    );
+    assert_eq!(as_i32(&out[2]), want);
+}
+
+#[test]
+fn matrix_update_matches_the_twin() {
+    let Some(ctx) = context() else { return };
+    let mut rng = Rng(4);
+    let (n, rows, cols) = (7usize, 16usize, 24usize);
+    let dz = rng.values(n * rows, fixed::GRAD_LIMIT);
+    let x = rng.values(n * cols, fixed::ONE);
+    let mut master = rng.values(rows * cols, fixed::MASTER_LIMIT);
+    let mut moments: Vec<u64> = (0..rows * cols)
+        .map(|i| {
+            if i % 3 == 0 {
+                0
+            } else {
+                rng.next() >> (i % 40)
+            }
+        })
+        .collect();
+    let mut forward = vec![0i16; rows * cols];
+    let gpu_in = (master.clone(), moments.clone());
+    let x16: Vec<i16> = x.iter().map(|&v| v as i16).collect();
+    let opt = kernels::Optimizer {
+        lr_q24: 67_108,
+        beta2_shift: 13,
+    };
+    let part = kernels::RowsMut {
+        first_row: 0,
+        master: &mut master,
+        second_moment: &mut moments,
+        forward: &mut forward,
+    };
+    kernels::matrix_update(&opt, &dz, &x16, rows, part);
+    let out = run_kernel(
+        &ctx,
+        "matrix_update",
+        &[
+            ("ROWS", Value::U32(rows as u32)),
+            ("COLS", Value::U32(cols as u32)),
+        ],
+        [0, 0, n as u32, 0],
+        &[
+            (as_u32(&dz), Access::Read),
+            (as_u32(&x), Access::Read),
+            (as_u32(&gpu_in.0), Access::ReadWrite),
+            (bytemuck::cast_slice(&gpu_in.1).to_vec(), Access::ReadWrite),
+            (vec![0; rows * cols], Access::ReadWrite),
+        ],
+        rows * cols,
+    );
+    assert_eq!(as_i32(&out[2]), master);
+    assert_eq!(
+        bytemuck::cast_slice::<u32, u64>(&out[3]),
+        moments.as_slice()
+    );
+    assert_eq!(
+        as_i32(&out[4]),
+        forward.iter().map(|&v| v as i32).collect::<Vec<_>>()
+    );
+}
+
+/// Steps and trains both backends on the same seeded symbols and compares every frequency
+/// table and, at the end, every weight.
+fn models_agree(params: ModelParams, steps: usize, seed: u64) {
+    let Some(_) = context() else { return };
+    let mut gpu = GpuBackend::open(None, &params).expect("GPU backend opens");
+    let mut cpu = CpuBackend::new(&params);
+    let mut rng = Rng(seed);
+    let streams = params.streams as usize;
+    let mut inputs = vec![0u8; streams];
+    let mut targets = Vec::new();
+    for t in 0..steps {
+        // Streams drop out near the end, as the last segments of an input do.
+        let active = if t + 3 >= steps {
+            streams.div_ceil(2)
+        } else {
+            streams
+        };
+        let a = cpu.forward(&inputs[..active]).unwrap().to_vec();
+        let b = gpu.forward(&inputs[..active]).unwrap().to_vec();
+        assert_eq!(a, b, "frequency tables differ at step {t}");
+        for s in 0..active {
+            // Mostly a repeating pattern, so the model has something to learn.
+            let symbol = if rng.next() % 4 == 0 {
+                rng.next() as u8
+            } else {
+                b"abcab"[(t + s) % 5]
+            };
+            inputs[s] = symbol;
+            targets.push(symbol);
+        }
+        if (t + 1) % params.window as usize == 0 {
+            cpu.train(&targets).unwrap();
+            gpu.train(&targets).unwrap();
+            targets.clear();
+        }
+    }
+    let want: Vec<Vec<i32>> = cpu
+        .master_weights()
+        .into_iter()
+        .map(|w| w.to_vec())
+        .collect();
+    assert_eq!(gpu.master_weights().unwrap(), want);
+}
+
+#[test]
+fn one_layer_one_stream_agrees_with_the_twin() {
+    let params = ModelParams {
+        layers: 1,
+        cells: 16,
+        streams: 1,
+        window: 5,
+        learning_rate_q24: 67_108,
+        beta2_shift: 13,
+        seed: 7,
+    };
+    models_agree(params, 23, 5);
+}
+
+#[test]
+fn three_layers_and_several_streams_agree_with_the_twin() {
+    let params = ModelParams {
+        layers: 3,
+        cells: 8,
+        streams: 6,
+        window: 4,
+        learning_rate_q24: 200_000,
+        beta2_shift: 6,
+        seed: 9,
+    };
+    models_agree(params, 21, 6);
+}
