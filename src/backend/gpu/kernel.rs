@@ -117,6 +117,9 @@ pub struct Kernel {
     bind_group: wgpu::BindGroup,
 }
 
+/// Bytes of `struct Step` in `shaders/common.wgsl`.
+pub const STEP_BYTES: u64 = 16;
+
 /// Threads per workgroup of every kernel (`@workgroup_size(64)` in the shaders).
 pub const WORKGROUP: u32 = 64;
 
@@ -152,8 +155,8 @@ impl Kernel {
                 visibility: wgpu::ShaderStages::COMPUTE,
                 ty: wgpu::BindingType::Buffer {
                     ty: wgpu::BufferBindingType::Uniform,
-                    has_dynamic_offset: false,
-                    min_binding_size: None,
+                    has_dynamic_offset: true,
+                    min_binding_size: wgpu::BufferSize::new(STEP_BYTES),
                 },
                 count: None,
             },
@@ -190,7 +193,11 @@ impl Kernel {
             },
             wgpu::BindGroupEntry {
                 binding: 1,
-                resource: step.as_entire_binding(),
+                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                    buffer: step,
+                    offset: 0,
+                    size: wgpu::BufferSize::new(STEP_BYTES),
+                }),
             },
         ];
         for (i, (buffer, _)) in buffers.iter().enumerate() {
@@ -210,14 +217,15 @@ impl Kernel {
         }
     }
 
-    /// Records a dispatch covering `invocations` threads.
-    pub fn record(&self, pass: &mut wgpu::ComputePass, invocations: usize) {
+    /// Records a dispatch covering `invocations` threads, reading its `struct Step` from byte
+    /// `step_offset` of the step buffer.
+    pub fn record(&self, pass: &mut wgpu::ComputePass, step_offset: u32, invocations: usize) {
         if invocations == 0 {
             return;
         }
         let groups = (invocations as u32).div_ceil(WORKGROUP);
         pass.set_pipeline(&self.pipeline);
-        pass.set_bind_group(0, &self.bind_group, &[]);
+        pass.set_bind_group(0, &self.bind_group, &[step_offset]);
         // Large dispatches fold into a second dimension; the shaders use only id.x, so keep
         // each one within the 65,535-group limit instead.
         debug_assert!(groups <= 65_535);

@@ -48,7 +48,17 @@ struct LayerKernels {
 pub struct GpuBackend {
     ctx: GpuContext,
     shape: Shape,
+    /// `struct Step` slots, `step_stride` bytes apart: slot 0 for the forward pass, then one per
+    /// backward step, then one for the update.
     step: wgpu::Buffer,
+    step_stride: u64,
+    /// The symbols of the step being run, copied into `symbols_win` inside the step's commands
+    /// (a direct write would land before pending training commands that still read the
+    /// previous window).
+    inputs: wgpu::Buffer,
+    /// Training commands recorded by `train`, submitted with the next forward step so that
+    /// the decoder does exactly one submit per step.
+    pending: Option<wgpu::CommandEncoder>,
     symbols_win: wgpu::Buffer,
     targets_win: wgpu::Buffer,
     freqs_win: wgpu::Buffer,
@@ -137,12 +147,15 @@ impl GpuBackend {
         };
         let (table_data, offsets) = kernel::table_data();
         let tables = init("tables", bytemuck::cast_slice(&table_data));
+        let step_stride =
+            (device.limits().min_uniform_buffer_offset_alignment as u64).max(kernel::STEP_BYTES);
         let step = device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("step"),
-            size: std::mem::size_of::<StepUniform>() as u64,
+            size: step_stride * (window as u64 + 2),
             usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
+        let inputs = zeros("inputs", 4 * streams);
 
         let specs = shape.tensors();
         let weights = initial_weights(&shape, params.seed);
@@ -405,6 +418,9 @@ impl GpuBackend {
             cleared: lb.into_iter().map(|b| b.dx).chain([dc_all]).collect(),
             shape,
             step,
+            step_stride,
+            inputs,
+            pending: None,
             symbols_win,
             targets_win,
             freqs_win,
@@ -418,16 +434,19 @@ impl GpuBackend {
         Ok(backend)
     }
 
-    fn write_step(&self, streams: usize, base: usize, recorded: usize) {
+    /// Writes `struct Step` slot `slot` and returns its byte offset.
+    fn write_step(&self, slot: usize, streams: usize, base: usize, recorded: usize) -> u32 {
         let uniform = StepUniform {
             streams: streams as u32,
             base: base as u32,
             recorded: recorded as u32,
             pad: 0,
         };
+        let offset = slot as u64 * self.step_stride;
         self.ctx
             .queue
-            .write_buffer(&self.step, 0, bytemuck::bytes_of(&uniform));
+            .write_buffer(&self.step, offset, bytemuck::bytes_of(&uniform));
+        offset as u32
     }
 
     fn submit(&self, encoder: wgpu::CommandEncoder) -> Result<(), Error> {
@@ -449,7 +468,10 @@ impl GpuBackend {
 
     /// The Q24 master weights of every tensor, in `Shape::tensors` order (for tests against
     /// the CPU twin).
-    pub fn master_weights(&self) -> Result<Vec<Vec<i32>>, Error> {
+    pub fn master_weights(&mut self) -> Result<Vec<Vec<i32>>, Error> {
+        if let Some(pending) = self.pending.take() {
+            self.submit(pending)?;
+        }
         let mut out = Vec::new();
         for master in &self.masters {
             let staging = self.ctx.device.create_buffer(&wgpu::BufferDescriptor {
@@ -506,27 +528,33 @@ impl Backend for GpuBackend {
         );
         let streams = inputs.len();
         let base: usize = self.active.iter().sum();
-        self.write_step(streams, base, 0);
+        let at = self.write_step(0, streams, base, 0);
         let symbols: Vec<u32> = inputs.iter().map(|&s| s as u32).collect();
-        self.ctx.queue.write_buffer(
+        self.ctx
+            .queue
+            .write_buffer(&self.inputs, 0, bytemuck::cast_slice(&symbols));
+        let cells = self.shape.cells;
+        let mut encoder = self.pending.take().unwrap_or_else(|| self.encoder());
+        encoder.copy_buffer_to_buffer(
+            &self.inputs,
+            0,
             &self.symbols_win,
             4 * base as u64,
-            bytemuck::cast_slice(&symbols),
+            4 * streams as u64,
         );
-        let cells = self.shape.cells;
-        let mut encoder = self.encoder();
         {
             let mut pass = encoder.begin_compute_pass(&Default::default());
             for (l, lk) in self.layers.iter().enumerate() {
                 lk.input
-                    .record(&mut pass, streams * self.shape.layer_inputs(l));
-                lk.gates.record(&mut pass, streams * self.shape.gate_rows());
-                lk.cell.record(&mut pass, streams * cells);
+                    .record(&mut pass, at, streams * self.shape.layer_inputs(l));
+                lk.gates
+                    .record(&mut pass, at, streams * self.shape.gate_rows());
+                lk.cell.record(&mut pass, at, streams * cells);
             }
             self.head_input
-                .record(&mut pass, streams * self.shape.head_inputs());
-            self.head_forward.record(&mut pass, streams * SYMBOLS);
-            self.softmax.record(&mut pass, streams);
+                .record(&mut pass, at, streams * self.shape.head_inputs());
+            self.head_forward.record(&mut pass, at, streams * SYMBOLS);
+            self.softmax.record(&mut pass, at, streams);
         }
         let bytes = 4 * streams * SYMBOLS;
         encoder.copy_buffer_to_buffer(
@@ -551,46 +579,39 @@ impl Backend for GpuBackend {
             .queue
             .write_buffer(&self.targets_win, 0, bytemuck::cast_slice(&targets));
         let cells = self.shape.cells;
-        let mut end = recorded;
-        for (t, &streams) in self.active.iter().enumerate().rev() {
-            let base = end - streams;
-            self.write_step(streams, base, recorded);
-            let mut encoder = self.encoder();
-            if t + 1 == self.active.len() {
-                for b in &self.cleared {
-                    encoder.clear_buffer(b, 0, None);
-                }
-            }
-            {
-                let mut pass = encoder.begin_compute_pass(&Default::default());
-                self.output_grad.record(&mut pass, streams * SYMBOLS);
-                self.head_input_grad
-                    .record(&mut pass, streams * self.shape.head_inputs());
-                for (l, lk) in self.layers.iter().enumerate().rev() {
-                    lk.backward.record(&mut pass, streams * cells);
-                    lk.input_grad
-                        .record(&mut pass, streams * self.shape.layer_inputs(l));
-                }
-            }
-            self.submit(encoder)?;
-            end = base;
-        }
-        self.write_step(0, 0, recorded);
         let mut encoder = self.encoder();
+        for b in &self.cleared {
+            encoder.clear_buffer(b, 0, None);
+        }
         {
             let mut pass = encoder.begin_compute_pass(&Default::default());
+            let mut end = recorded;
+            for (t, &streams) in self.active.iter().enumerate().rev() {
+                let base = end - streams;
+                let at = self.write_step(1 + t, streams, base, recorded);
+                self.output_grad.record(&mut pass, at, streams * SYMBOLS);
+                self.head_input_grad
+                    .record(&mut pass, at, streams * self.shape.head_inputs());
+                for (l, lk) in self.layers.iter().enumerate().rev() {
+                    lk.backward.record(&mut pass, at, streams * cells);
+                    lk.input_grad
+                        .record(&mut pass, at, streams * self.shape.layer_inputs(l));
+                }
+                end = base;
+            }
+            let at = self.write_step(self.shape.window + 1, 0, 0, recorded);
             let rows = self.shape.gate_rows();
             for (l, lk) in self.layers.iter().enumerate() {
                 lk.update_matrix
-                    .record(&mut pass, rows * self.shape.layer_inputs(l));
-                lk.update_embedding.record(&mut pass, SYMBOLS * rows);
-                lk.update_bias.record(&mut pass, rows);
+                    .record(&mut pass, at, rows * self.shape.layer_inputs(l));
+                lk.update_embedding.record(&mut pass, at, SYMBOLS * rows);
+                lk.update_bias.record(&mut pass, at, rows);
             }
             self.head_update
-                .record(&mut pass, SYMBOLS * self.shape.head_inputs());
-            self.head_bias_update.record(&mut pass, SYMBOLS);
+                .record(&mut pass, at, SYMBOLS * self.shape.head_inputs());
+            self.head_bias_update.record(&mut pass, at, SYMBOLS);
         }
-        self.submit(encoder)?;
+        self.pending = Some(encoder);
         self.active.clear();
         Ok(())
     }

@@ -119,7 +119,7 @@ fn run_kernel(
     let mut encoder = device.create_command_encoder(&Default::default());
     {
         let mut pass = encoder.begin_compute_pass(&Default::default());
-        kernel.record(&mut pass, invocations);
+        kernel.record(&mut pass, 0, invocations);
     }
     let staging: Vec<wgpu::Buffer> = gpu
         .iter()
