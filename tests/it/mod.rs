@@ -1,0 +1,6 @@
+//! Integration-test modules and the helpers they share.
+
+mod cli;
+mod corrupt;
+mod roundtrip;
+mod util;
