@@ -25,6 +25,9 @@ pub enum CoderError {
         /// Bytes left unread after the last symbol.
         extra: usize,
     },
+    /// The payload's final bytes are not the encoder's flush.
+    #[error("range-coded payload does not end where the encoder's flush does")]
+    BadFlush,
     /// A frequency table had a zero entry or did not sum to `1 << FREQ_TOTAL_BITS`.
     #[error("invalid frequency table (entries must be >= 1 and sum to 2^{FREQ_TOTAL_BITS})")]
     InvalidTable,

@@ -207,6 +207,9 @@ impl<'a> RangeDecoder<'a> {
     /// symbols decoded.
     pub fn finish(self) -> Result<(), CoderError> {
         match self.bytes.len().saturating_sub(self.pos) {
+            // The encoder's flush leaves the decoder's window exactly at `low`, so anything
+            // but 0 here means the last bytes were damaged.
+            0 if self.code != 0 => Err(CoderError::BadFlush),
             0 => Ok(()),
             extra => Err(CoderError::TrailingBytes { extra }),
         }

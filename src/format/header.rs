@@ -153,7 +153,7 @@ impl FrameHeader {
         // Judge the magic on whatever is there first, so short foreign input is named as
         // foreign rather than as a truncated archive.
         let seen = bytes.len().min(MAGIC.len());
-        if bytes.get(..seen) != MAGIC.get(..seen) {
+        if bytes.is_empty() || bytes.get(..seen) != MAGIC.get(..seen) {
             return Err(FormatError::NotNngpu);
         }
         let truncated = || FormatError::Truncated {
