@@ -11,6 +11,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use nngpu::backend::BackendChoice;
 use nngpu::model::presets;
@@ -169,10 +170,22 @@ fn execute(args: &CommonArgs, level: u8, compress: bool) -> Result<()> {
         adapter: args.adapter.clone(),
     };
     let started = Instant::now();
-    let outcome: Outcome = if compress {
-        nngpu::compress(&input, &options)?
+    let bar = progress_bar(if compress {
+        input.len() as u64
     } else {
-        nngpu::decompress(&input, &options).with_context(|| match input_path {
+        original_len(&input)
+    });
+    let mut report = |done: u64| bar.set_position(done);
+    let result = if compress {
+        nngpu::compress_with_progress(&input, &options, &mut report)
+    } else {
+        nngpu::decompress_with_progress(&input, &options, &mut report)
+    };
+    bar.finish_and_clear();
+    let outcome: Outcome = if compress {
+        result?
+    } else {
+        result.with_context(|| match input_path {
             Some(p) => format!("cannot decompress {}", p.display()),
             None => "cannot decompress standard input".to_string(),
         })?
@@ -198,6 +211,22 @@ fn execute(args: &CommonArgs, level: u8, compress: bool) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// A progress bar on standard error, drawn only when it is a terminal.
+fn progress_bar(total: u64) -> ProgressBar {
+    let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+    if let Ok(style) = ProgressStyle::with_template(
+        "{bar:40} {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec}, {eta} left",
+    ) {
+        bar.set_style(style);
+    }
+    bar
+}
+
+/// The original length an archive announces, for the progress bar (0 if it has no header).
+fn original_len(archive: &[u8]) -> u64 {
+    nngpu::format::FrameHeader::parse(archive).map_or(0, |h| h.original_len)
 }
 
 fn choose_sink(args: &CommonArgs, input: Option<&Path>, compress: bool) -> Result<Sink> {

@@ -68,12 +68,19 @@ fn as_table(table: &[u32]) -> Result<&[u32; SYMBOLS], Error> {
     table.try_into().map_err(|_| Error::InvalidTable)
 }
 
+/// Receives the number of bytes coded so far, now and then.
+pub type Progress<'a> = &'a mut dyn FnMut(u64);
+
+/// Bytes between two progress reports.
+const PROGRESS_INTERVAL: u64 = 1 << 14;
+
 /// Runs the model over all steps. `code(position, freqs)` codes (or decodes) the byte at
 /// `position` of the input under the table `freqs` and returns it.
 fn run_schedule(
     backend: &mut dyn Backend,
     params: &ModelParams,
     len: usize,
+    progress: Progress,
     mut code: impl FnMut(usize, &[u32]) -> Result<u8, Error>,
 ) -> Result<(), Error> {
     if len == 0 {
@@ -83,8 +90,13 @@ fn run_schedule(
     let window = params.window as usize;
     let mut inputs = vec![0u8; seg.streams];
     let mut targets = Vec::with_capacity(window * seg.streams);
+    let mut done = 0u64;
     for t in 0..seg.segment {
         let active = seg.active(t);
+        if done / PROGRESS_INTERVAL != (done + active as u64) / PROGRESS_INTERVAL {
+            progress(done);
+        }
+        done += active as u64;
         let freqs = backend.forward(&inputs[..active])?;
         for (s, table) in freqs.chunks_exact(SYMBOLS).enumerate() {
             let symbol = code(s * seg.segment + t, table)?;
@@ -96,11 +108,26 @@ fn run_schedule(
             targets.clear();
         }
     }
+    progress(done);
     Ok(())
 }
 
 /// Compresses `data` into a complete archive.
 pub fn compress(data: &[u8], options: &Options) -> Result<Outcome, Error> {
+    compress_with_progress(data, options, &mut |_| {})
+}
+
+/// Decompresses a complete archive, checking its header, payload and checksum.
+pub fn decompress(archive: &[u8], options: &Options) -> Result<Outcome, Error> {
+    decompress_with_progress(archive, options, &mut |_| {})
+}
+
+/// `compress`, reporting the number of input bytes coded so far to `progress` now and then.
+pub fn compress_with_progress(
+    data: &[u8],
+    options: &Options,
+    progress: Progress,
+) -> Result<Outcome, Error> {
     if data.len() as u64 > format::MAX_ORIGINAL_LEN {
         return Err(Error::InputTooLarge(data.len() as u64));
     }
@@ -108,13 +135,19 @@ pub fn compress(data: &[u8], options: &Options) -> Result<Outcome, Error> {
     let params = presets::params_for(level, data.len() as u64);
     let mut backend = backend::open(options.backend, options.adapter.as_deref(), &params)?;
     let mut encoder = RangeEncoder::new();
-    run_schedule(backend.as_mut(), &params, data.len(), |pos, table| {
-        let symbol = data[pos];
-        encoder
-            .encode(as_table(table)?, symbol)
-            .map_err(|_| Error::InvalidTable)?;
-        Ok(symbol)
-    })?;
+    run_schedule(
+        backend.as_mut(),
+        &params,
+        data.len(),
+        progress,
+        |pos, table| {
+            let symbol = data[pos];
+            encoder
+                .encode(as_table(table)?, symbol)
+                .map_err(|_| Error::InvalidTable)?;
+            Ok(symbol)
+        },
+    )?;
     let payload = encoder.finish();
     let header = FrameHeader {
         preset: level,
@@ -128,15 +161,19 @@ pub fn compress(data: &[u8], options: &Options) -> Result<Outcome, Error> {
     })
 }
 
-/// Decompresses a complete archive, checking its header, payload and checksum.
-pub fn decompress(archive: &[u8], options: &Options) -> Result<Outcome, Error> {
+/// `decompress`, reporting the number of bytes decoded so far to `progress` now and then.
+pub fn decompress_with_progress(
+    archive: &[u8],
+    options: &Options,
+    progress: Progress,
+) -> Result<Outcome, Error> {
     let frame = format::parse_frame(archive)?;
     let params = frame.header.params;
     let len = frame.header.original_len as usize;
     let mut backend = backend::open(options.backend, options.adapter.as_deref(), &params)?;
     let mut out = vec![0u8; len];
     let mut decoder = RangeDecoder::new(frame.payload).map_err(|_| Error::CorruptPayload)?;
-    run_schedule(backend.as_mut(), &params, len, |pos, table| {
+    run_schedule(backend.as_mut(), &params, len, progress, |pos, table| {
         let symbol = decoder.decode(as_table(table)?).map_err(|e| match e {
             CoderError::InvalidTable => Error::InvalidTable,
             _ => Error::CorruptPayload,

@@ -17,5 +17,8 @@ pub mod fixed;
 pub mod format;
 pub mod model;
 
-pub use codec::{Options, Outcome, compress, decompress};
+pub use codec::{
+    Options, Outcome, Progress, compress, compress_with_progress, decompress,
+    decompress_with_progress,
+};
 pub use error::Error;
