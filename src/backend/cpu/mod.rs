@@ -7,14 +7,16 @@
 //! then updates each tensor from those in one pass, split by rows over the available cores.
 
 pub mod kernels;
+mod streams;
 
 use crate::backend::Backend;
 use crate::error::Error;
-use crate::fixed::{ACT_FRAC, GRAD_LIMIT, MASTER_FRAC, SYMBOLS, clamp_i32, round_shift};
+use crate::fixed::{ACT_FRAC, MASTER_FRAC, SYMBOLS, round_shift};
 use crate::model::init::initial_weights;
-use crate::model::layout::{Shape, TensorRole, layer_tensors};
+use crate::model::layout::{Shape, TensorRole};
 use crate::model::params::ModelParams;
-use kernels::{CellTrace, Optimizer, RowsMut};
+use kernels::{Optimizer, RowsMut};
+use rayon::prelude::*;
 
 /// One parameter tensor and its optimizer state.
 struct Param {
@@ -63,12 +65,9 @@ struct Window {
 /// Scratch of one step.
 #[derive(Default)]
 struct Scratch {
-    z: Vec<i32>,
-    logits: Vec<i32>,
-    dhead_in: Vec<i32>,
-    dh: Vec<i32>,
-    dx: Vec<i32>,
-    from_above: Vec<i32>,
+    /// Per stream group: gate pre-activations and logits.
+    z: Vec<Vec<i32>>,
+    logits: Vec<Vec<i32>>,
     embedding_grad: Vec<i64>,
 }
 
@@ -83,11 +82,8 @@ pub struct CpuBackend {
     /// Cell state per layer, `streams × cells`, Q12.
     c: Vec<Vec<i32>>,
     window: Window,
-    /// Gradient carried to the previous step, per layer (hidden and cell state), Q24.
-    dh_next: Vec<Vec<i32>>,
-    dc_next: Vec<Vec<i32>>,
     scratch: Scratch,
-    /// Threads the weight update is split over.
+    /// Parts the stream groups and the weight update are split into (rayon's threads).
     workers: usize,
 }
 
@@ -133,12 +129,8 @@ impl CpuBackend {
             h: vec![vec![0; state]; shape.layers],
             c: vec![vec![0; state]; shape.layers],
             window: Window::default(),
-            dh_next: vec![vec![0; state]; shape.layers],
-            dc_next: vec![vec![0; state]; shape.layers],
             scratch: Scratch::default(),
-            workers: std::thread::available_parallelism()
-                .map_or(1, |n| n.get())
-                .min(8),
+            workers: rayon::current_num_threads().max(1),
         }
     }
 
@@ -147,73 +139,42 @@ impl CpuBackend {
         self.params.iter().map(|p| p.master.as_slice()).collect()
     }
 
-    /// Back-propagates through the recorded window, filling every `dz` and `dlogits`.
+    /// Stream groups for `streams` active streams: one per worker, as even as possible.
+    fn groups(&self, streams: usize) -> Vec<(usize, usize)> {
+        let size = streams.div_ceil(self.workers.min(streams).max(1)).max(1);
+        (0..streams)
+            .step_by(size)
+            .map(|lo| (lo, (lo + size).min(streams)))
+            .collect()
+    }
+
+    /// Back-propagates through the recorded window, filling every `dz` and `dlogits`: each
+    /// stream group on its own thread, then the groups' rows put in window order.
     fn backward(&mut self, targets: &[u8]) {
-        let Shape { layers, cells, .. } = self.shape;
-        let head = self.shape.head_tensor();
-        let head_cols = self.shape.head_inputs();
         let rows = self.shape.gate_rows();
-        for l in 0..layers {
-            self.dh_next[l].fill(0);
-            self.dc_next[l].fill(0);
-        }
+        let groups = self.groups(self.window.active.first().copied().unwrap_or(0));
+        let (shape, params, win) = (&self.shape, &self.params, &self.window);
+        let results: Vec<streams::GroupGradients> = groups
+            .par_iter()
+            .map(|&(lo, hi)| streams::backward(shape, params, win, targets, lo, hi))
+            .collect();
         let win = &mut self.window;
         let total = win.symbols.len();
         sized(&mut win.dlogits, total * SYMBOLS);
         for lw in &mut win.layers {
             sized(&mut lw.dz, total * rows);
         }
-        let sc = &mut self.scratch;
-        let mut end = total;
-        for &streams in win.active.iter().rev() {
-            let start = end - streams;
-            let n = streams * cells;
-            let dlogits = &mut win.dlogits[start * SYMBOLS..end * SYMBOLS];
-            kernels::output_grad(
-                &win.probs[start * SYMBOLS..end * SYMBOLS],
-                &targets[start..end],
-                dlogits,
-            );
-            let dhead_in = sized(&mut sc.dhead_in, streams * head_cols);
-            kernels::input_grad(streams, &self.params[head].forward, dlogits, dhead_in);
-            for l in (0..layers).rev() {
-                let dh = sized(&mut sc.dh, n);
-                for s in 0..streams {
-                    for j in 0..cells {
-                        let k = s * cells + j;
-                        let above = if l + 1 < layers {
-                            sc.from_above[k] as i64
-                        } else {
-                            0
-                        };
-                        let sum = dhead_in[s * head_cols + l * cells + j] as i64
-                            + self.dh_next[l][k] as i64
-                            + above;
-                        dh[k] = clamp_i32(sum, GRAD_LIMIT);
-                    }
+        for group in &results {
+            let mut at = 0;
+            for &(first, count) in &group.steps {
+                win.dlogits[first * SYMBOLS..(first + count) * SYMBOLS]
+                    .copy_from_slice(&group.dlogits[at * SYMBOLS..(at + count) * SYMBOLS]);
+                for (lw, dz) in win.layers.iter_mut().zip(&group.dz) {
+                    lw.dz[first * rows..(first + count) * rows]
+                        .copy_from_slice(&dz[at * rows..(at + count) * rows]);
                 }
-                let lw = &mut win.layers[l];
-                let trace = CellTrace {
-                    gates: &lw.gates[start * rows..end * rows],
-                    c_prev: &lw.c_prev[start * cells..end * cells],
-                    tanh_c: &lw.tanh_c[start * cells..end * cells],
-                };
-                let dz = &mut lw.dz[start * rows..end * rows];
-                kernels::cell_backward(cells, &trace, dh, &mut self.dc_next[l][..n], dz);
-                let cols = self.shape.layer_inputs(l);
-                let dx = sized(&mut sc.dx, streams * cols);
-                let [wi, _, _] = layer_tensors(l);
-                kernels::input_grad(streams, &self.params[wi].forward, dz, dx);
-                let from_above = sized(&mut sc.from_above, n);
-                for s in 0..streams {
-                    let (below, own) = dx[s * cols..(s + 1) * cols].split_at(cols - cells);
-                    self.dh_next[l][s * cells..(s + 1) * cells].copy_from_slice(own);
-                    if l > 0 {
-                        from_above[s * cells..(s + 1) * cells].copy_from_slice(below);
-                    }
-                }
+                at += count;
             }
-            end = start;
         }
     }
 
@@ -235,40 +196,28 @@ impl CpuBackend {
             }
         }
         let workers = self.workers;
-        std::thread::scope(|scope| {
-            let mut parts: Vec<Vec<(usize, &[i32], &[i16], RowsMut)>> =
-                (0..workers).map(|_| Vec::new()).collect();
-            for (rows, dz, x, p) in jobs {
-                let cols = p.master.len() / rows;
-                let per = rows.div_ceil(workers);
-                let chunks = p
-                    .master
-                    .chunks_mut(per * cols)
-                    .zip(p.second_moment.chunks_mut(per * cols))
-                    .zip(p.forward.chunks_mut(per * cols));
-                for (w, ((master, second_moment), forward)) in chunks.enumerate() {
-                    let part = RowsMut {
-                        first_row: w * per,
-                        master,
-                        second_moment,
-                        forward,
-                    };
-                    parts[w].push((rows, dz, x, part));
-                }
+        let mut parts: Vec<(usize, &[i32], &[i16], RowsMut)> = Vec::new();
+        for (rows, dz, x, p) in jobs {
+            let cols = p.master.len() / rows;
+            let per = rows.div_ceil(workers);
+            let chunks = p
+                .master
+                .chunks_mut(per * cols)
+                .zip(p.second_moment.chunks_mut(per * cols))
+                .zip(p.forward.chunks_mut(per * cols));
+            for (w, ((master, second_moment), forward)) in chunks.enumerate() {
+                let part = RowsMut {
+                    first_row: w * per,
+                    master,
+                    second_moment,
+                    forward,
+                };
+                parts.push((rows, dz, x, part));
             }
-            let mut parts = parts.into_iter();
-            let mine = parts.next().unwrap_or_default();
-            for theirs in parts {
-                scope.spawn(move || {
-                    for (rows, dz, x, part) in theirs {
-                        kernels::matrix_update(opt, dz, x, rows, part);
-                    }
-                });
-            }
-            for (rows, dz, x, part) in mine {
-                kernels::matrix_update(opt, dz, x, rows, part);
-            }
-        });
+        }
+        parts
+            .into_par_iter()
+            .for_each(|(rows, dz, x, part)| kernels::matrix_update(opt, dz, x, rows, part));
         for (i, p) in rest {
             if i == head + 1 {
                 kernels::bias_update(opt, &win.dlogits, &mut p.master, &mut p.second_moment);
@@ -303,61 +252,98 @@ impl Backend for CpuBackend {
             self.window.active.len() < self.shape.window,
             "train() must follow every window"
         );
-        let Shape { layers, cells, .. } = self.shape;
+        let shape = self.shape;
+        let Shape { layers, cells, .. } = shape;
         let streams = inputs.len();
         let n = streams * cells;
-        let rows = self.shape.gate_rows();
+        let groups = self.groups(streams);
         let win = &mut self.window;
         win.active.push(streams);
         win.symbols.extend_from_slice(inputs);
         win.layers.resize_with(layers, LayerWindow::default);
-        for l in 0..layers {
-            let cols = self.shape.layer_inputs(l);
-            let lw = &mut win.layers[l];
-            let x = grow(&mut lw.x, streams * cols);
-            for s in 0..streams {
-                let own = &self.h[l][s * cells..(s + 1) * cells];
-                if l == 0 {
-                    x[s * cols..(s + 1) * cols].copy_from_slice(own);
-                } else {
-                    x[s * cols..s * cols + cells]
-                        .copy_from_slice(&self.h[l - 1][s * cells..(s + 1) * cells]);
-                    x[s * cols + cells..(s + 1) * cols].copy_from_slice(own);
-                }
+
+        // Each buffer's rows for this step, cut at the group boundaries.
+        fn cut<'a, T>(
+            mut rest: &'a mut [T],
+            groups: &[(usize, usize)],
+            width: usize,
+        ) -> Vec<&'a mut [T]> {
+            let mut out = Vec::with_capacity(groups.len());
+            for &(lo, hi) in groups {
+                let (part, tail) = std::mem::take(&mut rest).split_at_mut((hi - lo) * width);
+                out.push(part);
+                rest = tail;
             }
-            let [w, e, b] = layer_tensors(l).map(|i| &self.params[i]);
-            let z = sized(&mut self.scratch.z, streams * rows);
-            kernels::gates_forward(&w.forward, &e.master, &b.master, x, inputs, z);
-            grow(&mut lw.c_prev, n).copy_from_slice(&self.c[l][..n]);
-            kernels::cell_forward(
-                cells,
-                z,
-                grow(&mut lw.gates, streams * rows),
-                &mut self.c[l][..n],
-                grow(&mut lw.tanh_c, n),
-                &mut self.h[l][..n],
-            );
+            out
         }
-        let head_cols = self.shape.head_inputs();
-        let head_in = grow(&mut win.head_in, streams * head_cols);
-        for s in 0..streams {
-            for l in 0..layers {
-                head_in[s * head_cols + l * cells..s * head_cols + (l + 1) * cells]
-                    .copy_from_slice(&self.h[l][s * cells..(s + 1) * cells]);
+        let mut parts: Vec<streams::ForwardRows> = groups
+            .iter()
+            .map(|&(lo, hi)| streams::ForwardRows {
+                symbols: &inputs[lo..hi],
+                h: Vec::with_capacity(layers),
+                c: Vec::with_capacity(layers),
+                x: Vec::with_capacity(layers),
+                gates: Vec::with_capacity(layers),
+                c_prev: Vec::with_capacity(layers),
+                tanh_c: Vec::with_capacity(layers),
+                head_in: &mut [],
+                freqs: &mut [],
+                probs: &mut [],
+            })
+            .collect();
+        let rows = shape.gate_rows();
+        for (l, (lw, (h, c))) in win
+            .layers
+            .iter_mut()
+            .zip(self.h.iter_mut().zip(self.c.iter_mut()))
+            .enumerate()
+        {
+            let cols = shape.layer_inputs(l);
+            let hs = cut(&mut h[..n], &groups, cells);
+            let cs = cut(&mut c[..n], &groups, cells);
+            let xs = cut(grow(&mut lw.x, streams * cols), &groups, cols);
+            let gs = cut(grow(&mut lw.gates, streams * rows), &groups, rows);
+            let ps = cut(grow(&mut lw.c_prev, n), &groups, cells);
+            let ts = cut(grow(&mut lw.tanh_c, n), &groups, cells);
+            for (part, (((((h, c), x), g), p), t)) in parts
+                .iter_mut()
+                .zip(hs.into_iter().zip(cs).zip(xs).zip(gs).zip(ps).zip(ts))
+            {
+                part.h.push(h);
+                part.c.push(c);
+                part.x.push(x);
+                part.gates.push(g);
+                part.c_prev.push(p);
+                part.tanh_c.push(t);
             }
         }
-        let head = self.shape.head_tensor();
-        let logits = sized(&mut self.scratch.logits, streams * SYMBOLS);
-        kernels::head_forward(
-            &self.params[head].forward,
-            &self.params[head + 1].master,
-            head_in,
-            logits,
+        let head_cols = shape.head_inputs();
+        let heads = cut(
+            grow(&mut win.head_in, streams * head_cols),
+            &groups,
+            head_cols,
         );
-        let probs = grow(&mut win.probs, streams * SYMBOLS);
-        let freqs = grow(&mut win.freqs, streams * SYMBOLS);
-        kernels::softmax_freq(logits, freqs, probs);
-        Ok(freqs)
+        let freqs = cut(grow(&mut win.freqs, streams * SYMBOLS), &groups, SYMBOLS);
+        let probs = cut(grow(&mut win.probs, streams * SYMBOLS), &groups, SYMBOLS);
+        for (part, ((head_in, f), p)) in parts
+            .iter_mut()
+            .zip(heads.into_iter().zip(freqs).zip(probs))
+        {
+            part.head_in = head_in;
+            part.freqs = f;
+            part.probs = p;
+        }
+        let scratch = &mut self.scratch;
+        scratch.z.resize_with(groups.len(), Vec::new);
+        scratch.logits.resize_with(groups.len(), Vec::new);
+        let params = &self.params;
+        parts
+            .into_par_iter()
+            .zip(scratch.z.par_iter_mut())
+            .zip(scratch.logits.par_iter_mut())
+            .for_each(|((part, z), logits)| streams::forward(&shape, params, part, z, logits));
+        let total = self.window.freqs.len();
+        Ok(&self.window.freqs[total - streams * SYMBOLS..])
     }
 
     fn train(&mut self, targets: &[u8]) -> Result<(), Error> {
