@@ -171,7 +171,10 @@ pub fn decompress_with_progress(
     let params = frame.header.params;
     let len = frame.header.original_len as usize;
     let mut backend = backend::open(options.backend, options.adapter.as_deref(), &params)?;
-    let mut out = vec![0u8; len];
+    let mut out = Vec::new();
+    out.try_reserve_exact(len)
+        .map_err(|_| Error::OutOfMemory(frame.header.original_len))?;
+    out.resize(len, 0);
     let mut decoder = RangeDecoder::new(frame.payload).map_err(|_| Error::CorruptPayload)?;
     run_schedule(backend.as_mut(), &params, len, progress, |pos, table| {
         let symbol = decoder.decode(as_table(table)?).map_err(|e| match e {

@@ -31,6 +31,9 @@ pub enum Error {
     /// The GPU reported an error while running a kernel.
     #[error("GPU error: {0}")]
     Gpu(String),
+    /// The decoded data would not fit in memory.
+    #[error("cannot allocate {0} bytes for the decoded data")]
+    OutOfMemory(u64),
     /// The input is larger than this version can compress in one frame.
     #[error("input of {0} bytes is larger than the 1 TiB one frame can hold")]
     InputTooLarge(u64),

@@ -5,8 +5,10 @@
 //! - `cli`: the `nngpu` binary's file naming, standard streams, overwrite rules and flags.
 //! - `corrupt`: flipped bits, truncation, foreign files and trailing bytes are errors, never
 //!   panics and never a half-written output.
+//! - `cross_backend`: GPU and CPU archives are identical and decode on either backend (skipped
+//!   without an adapter unless `NNGPU_REQUIRE_GPU=1`).
 //!
-//! Each test works in its own temporary directory and runs the CPU twin, so the suite needs no
-//! GPU; the GPU backend's own tests live beside it in `src/backend/gpu/`.
+//! Each test works in its own temporary directory. The GPU kernels' own tests against the CPU
+//! twin live beside them in `src/backend/gpu/`.
 
 mod it;

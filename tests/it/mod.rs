@@ -2,5 +2,6 @@
 
 mod cli;
 mod corrupt;
+mod cross_backend;
 mod roundtrip;
 mod util;

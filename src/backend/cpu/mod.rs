@@ -5,6 +5,8 @@
 //! needs, in window-long buffers (stream-steps `j` in step order, active streams within a
 //! step). `train` walks the window backwards to get every gradient of the pre-activations,
 //! then updates each tensor from those in one pass, split by rows over the available cores.
+//! Both passes run groups of streams on separate cores (`streams`); neither split changes a
+//! bit of the result.
 
 pub mod kernels;
 mod streams;
