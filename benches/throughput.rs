@@ -63,6 +63,7 @@ fn settings() -> Result<Settings, String> {
             level,
             backend,
             adapter: env_var("NNGPU_ADAPTER"),
+            streams: None,
         },
         limit,
     })

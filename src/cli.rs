@@ -45,6 +45,10 @@ struct CompressArgs {
     common: CommonArgs,
     #[command(flatten)]
     level: LevelFlags,
+    /// Parallel streams instead of the preset's choice for the input size (1-65536): more
+    /// run faster on a GPU, fewer compress better.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=65536))]
+    streams: Option<u32>,
 }
 
 /// `-1` (fastest) … `-9` (strongest); the default is `-5`.
@@ -140,13 +144,13 @@ pub fn run() -> Result<()> {
     match cli.command {
         Command::Compress(args) => {
             let level = args.level.level();
-            execute(&args.common, level, true)
+            execute(&args.common, level, args.streams, true)
         }
-        Command::Decompress(args) => execute(&args, presets::DEFAULT_LEVEL, false),
+        Command::Decompress(args) => execute(&args, presets::DEFAULT_LEVEL, None, false),
     }
 }
 
-fn execute(args: &CommonArgs, level: u8, compress: bool) -> Result<()> {
+fn execute(args: &CommonArgs, level: u8, streams: Option<u32>, compress: bool) -> Result<()> {
     let input_path = args.file.as_deref().filter(|p| *p != Path::new("-"));
     let sink = choose_sink(args, input_path, compress)?;
     if let Sink::File(out) = &sink {
@@ -168,6 +172,7 @@ fn execute(args: &CommonArgs, level: u8, compress: bool) -> Result<()> {
         level,
         backend: args.backend.into(),
         adapter: args.adapter.clone(),
+        streams,
     };
     let started = Instant::now();
     let bar = progress_bar(if compress {

@@ -8,7 +8,7 @@ use crate::coder::{CoderError, RangeDecoder, RangeEncoder};
 use crate::error::Error;
 use crate::fixed::SYMBOLS;
 use crate::format::{self, FrameHeader};
-use crate::model::params::ModelParams;
+use crate::model::params::{MAX_STREAMS, ModelParams};
 use crate::model::presets;
 
 /// How to compress or decompress.
@@ -20,6 +20,10 @@ pub struct Options {
     pub backend: BackendChoice,
     /// Substring of the GPU adapter's name to pick, if any.
     pub adapter: Option<String>,
+    /// Parallel streams, overriding the preset's choice for the input size (compression
+    /// only; clamped to `1..=MAX_STREAMS`). More streams run faster on a GPU and compress
+    /// less well.
+    pub streams: Option<u32>,
 }
 
 impl Default for Options {
@@ -28,6 +32,7 @@ impl Default for Options {
             level: presets::DEFAULT_LEVEL,
             backend: BackendChoice::Auto,
             adapter: None,
+            streams: None,
         }
     }
 }
@@ -132,7 +137,10 @@ pub fn compress_with_progress(
         return Err(Error::InputTooLarge(data.len() as u64));
     }
     let level = options.level.clamp(presets::MIN_LEVEL, presets::MAX_LEVEL);
-    let params = presets::params_for(level, data.len() as u64);
+    let mut params = presets::params_for(level, data.len() as u64);
+    if let Some(streams) = options.streams {
+        params.streams = streams.clamp(1, MAX_STREAMS);
+    }
     let mut backend = backend::open(options.backend, options.adapter.as_deref(), &params)?;
     let mut encoder = RangeEncoder::new();
     run_schedule(

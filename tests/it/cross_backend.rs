@@ -28,7 +28,29 @@ fn options(level: u8, backend: BackendChoice) -> Options {
         level,
         backend,
         adapter: None,
+        streams: None,
     }
+}
+
+#[test]
+fn several_streams_of_uneven_length_agree_across_backends() {
+    if !gpu_available() {
+        return;
+    }
+    // 1,001 bytes in 4 streams: segments of 251, 251, 251 and 248 bytes.
+    let text = &alice()[..1001];
+    let streams = |backend| Options {
+        streams: Some(4),
+        ..options(2, backend)
+    };
+    let on_cpu = compress(text, &streams(BackendChoice::Cpu)).unwrap();
+    let on_gpu = compress(text, &streams(BackendChoice::Gpu)).unwrap();
+    assert!(
+        on_gpu.bytes == on_cpu.bytes,
+        "archives differ between backends"
+    );
+    let back = decompress(&on_gpu.bytes, &options(2, BackendChoice::Cpu)).unwrap();
+    assert!(back.bytes == text);
 }
 
 #[test]

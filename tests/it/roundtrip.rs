@@ -1,7 +1,7 @@
 //! Library round trips on the CPU twin: edge cases, random and repetitive data, the seed's
 //! digit data and real text, and determinism.
 
-use super::util::{Rng, alice, bits_per_byte, digits, pack, round_trip, unpack};
+use super::util::{Rng, alice, bits_per_byte, cpu, digits, pack, round_trip, unpack};
 use nngpu::format::HEADER_LEN;
 
 /// Header (52 bytes) plus the coder's 4-byte flush plus the 8-byte trailer.
@@ -123,4 +123,25 @@ fn same_input_gives_identical_archives() {
 fn different_levels_give_different_archives() {
     let text = &alice()[..2_000];
     assert_ne!(pack(text, 1), pack(text, 2));
+}
+
+#[test]
+fn many_streams_of_uneven_length_round_trip() {
+    // More streams than some segments have bytes for: 1,000 bytes in 7 streams are segments
+    // of 143 bytes and a last one of 142; 10 bytes in 7 streams leave the last streams empty.
+    for (len, streams) in [(1000, 7), (10, 7), (3, 64)] {
+        let data = Rng::new(len as u64).bytes(len);
+        let options = nngpu::Options {
+            streams: Some(streams),
+            ..cpu(1)
+        };
+        let archive = nngpu::compress(&data, &options).unwrap().bytes;
+        let header = nngpu::format::FrameHeader::parse(&archive).unwrap();
+        assert_eq!(header.params.streams, streams);
+        assert_eq!(
+            unpack(&archive).unwrap(),
+            data,
+            "{len} bytes in {streams} streams"
+        );
+    }
 }

@@ -14,6 +14,7 @@ pub fn cpu(level: u8) -> Options {
         level,
         backend: BackendChoice::Cpu,
         adapter: None,
+        streams: None,
     }
 }
 
