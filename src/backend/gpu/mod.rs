@@ -490,11 +490,6 @@ impl GpuBackend {
         }
         Ok(out)
     }
-
-    /// The adapter this backend runs on.
-    pub fn adapter_description(&self) -> &str {
-        &self.ctx.description
-    }
 }
 
 /// Waits for the GPU and copies a `MAP_READ` buffer's contents to the host.
