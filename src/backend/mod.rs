@@ -49,15 +49,11 @@ pub fn open(
         BackendChoice::Gpu => Ok(Box::new(gpu::GpuBackend::open(adapter, params)?)),
         // A software adapter runs these kernels far slower than the CPU twin (see the
         // benchmark figures in README.md), so `auto` takes the GPU only when it is hardware.
-        BackendChoice::Auto => {
-            let hardware = gpu::usable_adapters(adapter)
-                .first()
-                .is_some_and(|a| !gpu::is_software(&a.get_info()));
-            if hardware {
-                Ok(Box::new(gpu::GpuBackend::open(adapter, params)?))
-            } else {
-                Ok(Box::new(cpu::CpuBackend::new(params)))
+        BackendChoice::Auto => match gpu::usable_adapters(adapter).first() {
+            Some(best) if !gpu::is_software(&best.get_info()) => {
+                Ok(Box::new(gpu::GpuBackend::on(best, params)?))
             }
-        }
+            _ => Ok(Box::new(cpu::CpuBackend::new(params))),
+        },
     }
 }

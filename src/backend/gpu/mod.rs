@@ -95,7 +95,12 @@ impl GpuBackend {
                 None => "no GPU adapter with 64-bit shader integers (install a Vulkan driver, e.g. Debian's mesa-vulkan-drivers)".into(),
             }));
         };
-        GpuBackend::new(GpuContext::open(chosen)?, params)
+        GpuBackend::on(chosen, params)
+    }
+
+    /// Uploads a freshly initialised model for `params` to `adapter`.
+    pub fn on(adapter: &wgpu::Adapter, params: &ModelParams) -> Result<GpuBackend, Error> {
+        GpuBackend::new(GpuContext::open(adapter)?, params)
     }
 
     fn new(ctx: GpuContext, params: &ModelParams) -> Result<GpuBackend, Error> {
