@@ -49,9 +49,15 @@ pub fn open(
         BackendChoice::Gpu => Ok(Box::new(gpu::GpuBackend::open(adapter, params)?)),
         // A software adapter runs these kernels far slower than the CPU twin (see the
         // benchmark figures in README.md), so `auto` takes the GPU only when it is hardware.
+        // `auto` falls back to the CPU twin when the GPU cannot hold this model (a limit,
+        // a missing feature); the archive is the same either way.
         BackendChoice::Auto => match gpu::usable_adapters(adapter).first() {
             Some(best) if !gpu::is_software(&best.get_info()) => {
-                Ok(Box::new(gpu::GpuBackend::on(best, params)?))
+                match gpu::GpuBackend::on(best, params) {
+                    Ok(gpu) => Ok(Box::new(gpu)),
+                    Err(Error::BackendUnavailable(_)) => Ok(Box::new(cpu::CpuBackend::new(params))),
+                    Err(other) => Err(other),
+                }
             }
             _ => Ok(Box::new(cpu::CpuBackend::new(params))),
         },
