@@ -3,11 +3,13 @@
 use crate::fixed::{MASTER_FRAC, MASTER_LIMIT};
 use crate::model::layout::{Shape, TensorRole};
 
-/// splitmix64: a tiny, well-mixed 64-bit generator, identical on every platform.
-struct SplitMix64(u64);
+/// splitmix64: a tiny, well-mixed 64-bit generator, identical on every platform (also the
+/// seeded source of the crate's randomised tests). The field is the state; any seed is fine.
+pub(crate) struct SplitMix64(pub(crate) u64);
 
 impl SplitMix64 {
-    fn next(&mut self) -> u64 {
+    /// The next 64 random bits.
+    pub(crate) fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);

@@ -33,18 +33,10 @@ fn context() -> Option<GpuContext> {
     }
 }
 
-/// splitmix64, seeded per test.
-struct Rng(u64);
+/// Seeded per test, so failures reproduce.
+use crate::model::init::SplitMix64 as Rng;
 
 impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
     /// Uniform in `[-limit, limit]`, with the extremes themselves drawn one time in eight.
     fn value(&mut self, limit: i32) -> i32 {
         match self.next() % 8 {
