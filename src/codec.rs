@@ -21,8 +21,8 @@ pub struct Options {
     /// Substring of the GPU adapter's name to pick, if any.
     pub adapter: Option<String>,
     /// Parallel streams, overriding the preset's choice for the input size (compression
-    /// only; clamped to `1..=MAX_STREAMS`). More streams run faster on a GPU and compress
-    /// less well.
+    /// only; clamped to `1..=MAX_STREAMS` and to the input's length). More streams run faster
+    /// on a GPU and compress less well.
     pub streams: Option<u32>,
 }
 
@@ -141,6 +141,8 @@ pub fn compress_with_progress(
     if let Some(streams) = options.streams {
         params.streams = streams.clamp(1, MAX_STREAMS);
     }
+    // Streams past the data's length would be empty (and the format does not allow them).
+    params.streams = params.streams.min(data.len().max(1) as u32);
     let mut backend = backend::open(options.backend, options.adapter.as_deref(), &params)?;
     let mut encoder = RangeEncoder::new();
     run_schedule(

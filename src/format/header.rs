@@ -197,6 +197,14 @@ impl FrameHeader {
                 limit,
             });
         }
+        // Streams beyond the data's length would be empty; the writer never stores them, and
+        // a reader that allowed them would size its model state by a number nothing bounds.
+        if u64::from(raw.params.streams) > raw.original_len.max(1) {
+            return Err(FormatError::InvalidParams(format!(
+                "{} streams for {} bytes of data",
+                raw.params.streams, raw.original_len
+            )));
+        }
         Ok(FrameHeader {
             preset: raw.preset,
             params: raw.params,

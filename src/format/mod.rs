@@ -368,6 +368,26 @@ mod tests {
     }
 
     #[test]
+    fn more_streams_than_bytes_are_rejected() {
+        let mut h = sample_header(300);
+        h.params.streams = 1234;
+        assert_eq!(FrameHeader::parse(&h.to_bytes()), Ok(h));
+        h.params.streams = 1235;
+        assert!(matches!(
+            FrameHeader::parse(&h.to_bytes()),
+            Err(FormatError::InvalidParams(_))
+        ));
+        h.original_len = 0;
+        h.params.streams = 1;
+        assert_eq!(FrameHeader::parse(&h.to_bytes()), Ok(h));
+        h.params.streams = 2;
+        assert!(matches!(
+            FrameHeader::parse(&h.to_bytes()),
+            Err(FormatError::InvalidParams(_))
+        ));
+    }
+
+    #[test]
     fn bomb_limit() {
         for payload_len in [0u64, 4, 300, 1 << 20] {
             let limit = (payload_len + 16) * 1500;
