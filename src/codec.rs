@@ -80,11 +80,14 @@ pub type Progress<'a> = &'a mut dyn FnMut(u64);
 const PROGRESS_INTERVAL: u64 = 1 << 14;
 
 /// Runs the model over all steps. `code(position, freqs)` codes (or decodes) the byte at
-/// `position` of the input under the table `freqs` and returns it.
+/// `position` of the input under the table `freqs` and returns it. `known` is the input when
+/// encoding: the backend then runs a whole window of steps at once, since their input
+/// symbols are known in advance; the decoder (`None`) runs one step at a time.
 fn run_schedule(
     backend: &mut dyn Backend,
     params: &ModelParams,
     len: usize,
+    known: Option<&[u8]>,
     progress: Progress,
     mut code: impl FnMut(usize, &[u32]) -> Result<u8, Error>,
 ) -> Result<(), Error> {
@@ -93,27 +96,51 @@ fn run_schedule(
     }
     let seg = Segments::new(len, params.streams as usize);
     let window = params.window as usize;
-    let mut inputs = vec![0u8; seg.streams];
+    // The previous symbol of each stream, step by step, for the steps being run.
+    let mut inputs: Vec<Vec<u8>> = vec![vec![0u8; seg.streams]];
     let mut targets = Vec::with_capacity(window * seg.streams);
     let mut done = 0u64;
-    for t in 0..seg.segment {
-        let active = seg.active(t);
-        if done / PROGRESS_INTERVAL != (done + active as u64) / PROGRESS_INTERVAL {
+    let mut t = 0;
+    while t < seg.segment {
+        let window_end = ((t / window + 1) * window).min(seg.segment);
+        let batch = if known.is_some() { window_end - t } else { 1 };
+        if let Some(data) = known {
+            inputs.resize_with(batch, Vec::new);
+            for (u, step) in inputs.iter_mut().enumerate() {
+                step.clear();
+                step.extend((0..seg.active(t + u)).map(|s| match t + u {
+                    0 => 0,
+                    tu => data[s * seg.segment + tu - 1],
+                }));
+            }
+        }
+        let steps: Vec<&[u8]> = (0..batch)
+            .map(|u| &inputs[u][..seg.active(t + u)])
+            .collect();
+        let freqs = backend.forward(&steps)?;
+        let before = done;
+        let mut tables = freqs.chunks_exact(SYMBOLS);
+        for u in t..t + batch {
+            for s in 0..seg.active(u) {
+                let table = tables.next().ok_or(Error::InvalidTable)?;
+                let symbol = code(s * seg.segment + u, table)?;
+                targets.push(symbol);
+                if known.is_none() {
+                    inputs[0][s] = symbol;
+                }
+                done += 1;
+            }
+        }
+        t += batch;
+        if done / PROGRESS_INTERVAL != before / PROGRESS_INTERVAL {
             progress(done);
         }
-        done += active as u64;
-        let freqs = backend.forward(&inputs[..active])?;
-        for (s, table) in freqs.chunks_exact(SYMBOLS).enumerate() {
-            let symbol = code(s * seg.segment + t, table)?;
-            inputs[s] = symbol;
-            targets.push(symbol);
-        }
-        if (t + 1) % window == 0 && t + 1 < seg.segment {
+        if t % window == 0 && t < seg.segment {
             backend.train(&targets)?;
             targets.clear();
         }
     }
-    progress(done);
+    progress(len as u64);
     Ok(())
 }
 
@@ -149,6 +176,7 @@ pub fn compress_with_progress(
         backend.as_mut(),
         &params,
         data.len(),
+        Some(data),
         progress,
         |pos, table| {
             let symbol = data[pos];
@@ -186,14 +214,21 @@ pub fn decompress_with_progress(
         .map_err(|_| Error::OutOfMemory(frame.header.original_len))?;
     out.resize(len, 0);
     let mut decoder = RangeDecoder::new(frame.payload).map_err(|_| Error::CorruptPayload)?;
-    run_schedule(backend.as_mut(), &params, len, progress, |pos, table| {
-        let symbol = decoder.decode(as_table(table)?).map_err(|e| match e {
-            CoderError::InvalidTable => Error::InvalidTable,
-            _ => Error::CorruptPayload,
-        })?;
-        out[pos] = symbol;
-        Ok(symbol)
-    })?;
+    run_schedule(
+        backend.as_mut(),
+        &params,
+        len,
+        None,
+        progress,
+        |pos, table| {
+            let symbol = decoder.decode(as_table(table)?).map_err(|e| match e {
+                CoderError::InvalidTable => Error::InvalidTable,
+                _ => Error::CorruptPayload,
+            })?;
+            out[pos] = symbol;
+            Ok(symbol)
+        },
+    )?;
     decoder.finish().map_err(|_| Error::CorruptPayload)?;
     let got = format::content_hash(&out);
     if got != frame.content_hash {

@@ -15,10 +15,12 @@ pub trait Backend {
     /// A human-readable name: the backend and, for a GPU, its adapter.
     fn describe(&self) -> String;
 
-    /// Runs one step for streams `0..inputs.len()`, whose previous symbols are `inputs`, and
-    /// returns their frequency tables: `inputs.len() × 256` entries, each table at least 1
-    /// everywhere and summing to exactly 2^16.
-    fn forward(&mut self, inputs: &[u8]) -> Result<&[u32], Error>;
+    /// Runs consecutive steps of the current window: at step `i`, streams `0..steps[i].len()`
+    /// whose previous symbols are `steps[i]`. Returns their frequency tables, step after step
+    /// and stream after stream, 256 entries each, every entry at least 1 and every table
+    /// summing to exactly 2^16. The decoder passes one step at a time (it needs each step's
+    /// symbols before the next); the encoder knows its input and may pass a whole window.
+    fn forward(&mut self, steps: &[&[u8]]) -> Result<&[u32], Error>;
 
     /// Back-propagates over the steps forwarded since the last `train` and updates the weights
     /// once. `targets` holds, step by step, the symbol each active stream actually had.

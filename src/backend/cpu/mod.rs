@@ -141,6 +141,104 @@ impl CpuBackend {
         self.params.iter().map(|p| p.master.as_slice()).collect()
     }
 
+    /// Runs one step for streams `0..inputs.len()`, recording it in the window.
+    fn forward_step(&mut self, inputs: &[u8]) {
+        assert!(
+            self.window.active.len() < self.shape.window,
+            "train() must follow every window"
+        );
+        let shape = self.shape;
+        let Shape { layers, cells, .. } = shape;
+        let streams = inputs.len();
+        let n = streams * cells;
+        let groups = self.groups(streams);
+        let win = &mut self.window;
+        win.active.push(streams);
+        win.symbols.extend_from_slice(inputs);
+        win.layers.resize_with(layers, LayerWindow::default);
+
+        // Each buffer's rows for this step, cut at the group boundaries.
+        fn cut<'a, T>(
+            mut rest: &'a mut [T],
+            groups: &[(usize, usize)],
+            width: usize,
+        ) -> Vec<&'a mut [T]> {
+            let mut out = Vec::with_capacity(groups.len());
+            for &(lo, hi) in groups {
+                let (part, tail) = std::mem::take(&mut rest).split_at_mut((hi - lo) * width);
+                out.push(part);
+                rest = tail;
+            }
+            out
+        }
+        let mut parts: Vec<streams::ForwardRows> = groups
+            .iter()
+            .map(|&(lo, hi)| streams::ForwardRows {
+                symbols: &inputs[lo..hi],
+                h: Vec::with_capacity(layers),
+                c: Vec::with_capacity(layers),
+                x: Vec::with_capacity(layers),
+                gates: Vec::with_capacity(layers),
+                c_prev: Vec::with_capacity(layers),
+                tanh_c: Vec::with_capacity(layers),
+                head_in: &mut [],
+                freqs: &mut [],
+                probs: &mut [],
+            })
+            .collect();
+        let rows = shape.gate_rows();
+        for (l, (lw, (h, c))) in win
+            .layers
+            .iter_mut()
+            .zip(self.h.iter_mut().zip(self.c.iter_mut()))
+            .enumerate()
+        {
+            let cols = shape.layer_inputs(l);
+            let hs = cut(&mut h[..n], &groups, cells);
+            let cs = cut(&mut c[..n], &groups, cells);
+            let xs = cut(grow(&mut lw.x, streams * cols), &groups, cols);
+            let gs = cut(grow(&mut lw.gates, streams * rows), &groups, rows);
+            let ps = cut(grow(&mut lw.c_prev, n), &groups, cells);
+            let ts = cut(grow(&mut lw.tanh_c, n), &groups, cells);
+            for (part, (((((h, c), x), g), p), t)) in parts
+                .iter_mut()
+                .zip(hs.into_iter().zip(cs).zip(xs).zip(gs).zip(ps).zip(ts))
+            {
+                part.h.push(h);
+                part.c.push(c);
+                part.x.push(x);
+                part.gates.push(g);
+                part.c_prev.push(p);
+                part.tanh_c.push(t);
+            }
+        }
+        let head_cols = shape.head_inputs();
+        let heads = cut(
+            grow(&mut win.head_in, streams * head_cols),
+            &groups,
+            head_cols,
+        );
+        let freqs = cut(grow(&mut win.freqs, streams * SYMBOLS), &groups, SYMBOLS);
+        let probs = cut(grow(&mut win.probs, streams * SYMBOLS), &groups, SYMBOLS);
+        for (part, ((head_in, f), p)) in parts
+            .iter_mut()
+            .zip(heads.into_iter().zip(freqs).zip(probs))
+        {
+            part.head_in = head_in;
+            part.freqs = f;
+            part.probs = p;
+        }
+        let scratch = &mut self.scratch;
+        scratch.z.resize_with(groups.len(), Vec::new);
+        scratch.logits.resize_with(groups.len(), Vec::new);
+        let params = &self.params;
+        parts
+            .into_par_iter()
+            .zip(scratch.z.par_iter_mut())
+            .zip(scratch.logits.par_iter_mut())
+            .for_each(|((part, z), logits)| streams::forward(&shape, params, part, z, logits));
+    }
+
     /// Stream groups for `streams` active streams: one per worker, as even as possible.
     fn groups(&self, streams: usize) -> Vec<(usize, usize)> {
         let size = streams.div_ceil(self.workers.min(streams).max(1)).max(1);
@@ -249,103 +347,12 @@ impl Backend for CpuBackend {
         "cpu (integer twin)".to_string()
     }
 
-    fn forward(&mut self, inputs: &[u8]) -> Result<&[u32], Error> {
-        assert!(
-            self.window.active.len() < self.shape.window,
-            "train() must follow every window"
-        );
-        let shape = self.shape;
-        let Shape { layers, cells, .. } = shape;
-        let streams = inputs.len();
-        let n = streams * cells;
-        let groups = self.groups(streams);
-        let win = &mut self.window;
-        win.active.push(streams);
-        win.symbols.extend_from_slice(inputs);
-        win.layers.resize_with(layers, LayerWindow::default);
-
-        // Each buffer's rows for this step, cut at the group boundaries.
-        fn cut<'a, T>(
-            mut rest: &'a mut [T],
-            groups: &[(usize, usize)],
-            width: usize,
-        ) -> Vec<&'a mut [T]> {
-            let mut out = Vec::with_capacity(groups.len());
-            for &(lo, hi) in groups {
-                let (part, tail) = std::mem::take(&mut rest).split_at_mut((hi - lo) * width);
-                out.push(part);
-                rest = tail;
-            }
-            out
+    fn forward(&mut self, steps: &[&[u8]]) -> Result<&[u32], Error> {
+        let start = self.window.freqs.len();
+        for inputs in steps {
+            self.forward_step(inputs);
         }
-        let mut parts: Vec<streams::ForwardRows> = groups
-            .iter()
-            .map(|&(lo, hi)| streams::ForwardRows {
-                symbols: &inputs[lo..hi],
-                h: Vec::with_capacity(layers),
-                c: Vec::with_capacity(layers),
-                x: Vec::with_capacity(layers),
-                gates: Vec::with_capacity(layers),
-                c_prev: Vec::with_capacity(layers),
-                tanh_c: Vec::with_capacity(layers),
-                head_in: &mut [],
-                freqs: &mut [],
-                probs: &mut [],
-            })
-            .collect();
-        let rows = shape.gate_rows();
-        for (l, (lw, (h, c))) in win
-            .layers
-            .iter_mut()
-            .zip(self.h.iter_mut().zip(self.c.iter_mut()))
-            .enumerate()
-        {
-            let cols = shape.layer_inputs(l);
-            let hs = cut(&mut h[..n], &groups, cells);
-            let cs = cut(&mut c[..n], &groups, cells);
-            let xs = cut(grow(&mut lw.x, streams * cols), &groups, cols);
-            let gs = cut(grow(&mut lw.gates, streams * rows), &groups, rows);
-            let ps = cut(grow(&mut lw.c_prev, n), &groups, cells);
-            let ts = cut(grow(&mut lw.tanh_c, n), &groups, cells);
-            for (part, (((((h, c), x), g), p), t)) in parts
-                .iter_mut()
-                .zip(hs.into_iter().zip(cs).zip(xs).zip(gs).zip(ps).zip(ts))
-            {
-                part.h.push(h);
-                part.c.push(c);
-                part.x.push(x);
-                part.gates.push(g);
-                part.c_prev.push(p);
-                part.tanh_c.push(t);
-            }
-        }
-        let head_cols = shape.head_inputs();
-        let heads = cut(
-            grow(&mut win.head_in, streams * head_cols),
-            &groups,
-            head_cols,
-        );
-        let freqs = cut(grow(&mut win.freqs, streams * SYMBOLS), &groups, SYMBOLS);
-        let probs = cut(grow(&mut win.probs, streams * SYMBOLS), &groups, SYMBOLS);
-        for (part, ((head_in, f), p)) in parts
-            .iter_mut()
-            .zip(heads.into_iter().zip(freqs).zip(probs))
-        {
-            part.head_in = head_in;
-            part.freqs = f;
-            part.probs = p;
-        }
-        let scratch = &mut self.scratch;
-        scratch.z.resize_with(groups.len(), Vec::new);
-        scratch.logits.resize_with(groups.len(), Vec::new);
-        let params = &self.params;
-        parts
-            .into_par_iter()
-            .zip(scratch.z.par_iter_mut())
-            .zip(scratch.logits.par_iter_mut())
-            .for_each(|((part, z), logits)| streams::forward(&shape, params, part, z, logits));
-        let total = self.window.freqs.len();
-        Ok(&self.window.freqs[total - streams * SYMBOLS..])
+        Ok(&self.window.freqs[start..])
     }
 
     fn train(&mut self, targets: &[u8]) -> Result<(), Error> {

@@ -1,9 +1,11 @@
 //! The GPU backend: the model's forward pass, backward pass and optimizer as WGSL kernels
 //! through wgpu, bit-identical to the CPU twin (`crate::backend::cpu::kernels`).
 //!
-//! All model state lives on the GPU. Per step the host uploads the new symbols and reads back
-//! the frequency tables (one submit, one read-back); every `window` steps, one submit per
-//! recorded step walks the window backwards and a last submit updates every tensor.
+//! All model state lives on the GPU. A `forward` call uploads the steps' symbols, runs them
+//! and reads their frequency tables back in one submit: the decoder calls it once per step,
+//! the encoder once per window (it knows its symbols in advance). `train` records the
+//! backward pass over the window and the update of every tensor; those commands ride in the
+//! next `forward` submit, so training adds no submit or read-back of its own.
 
 mod context;
 mod kernel;
@@ -48,11 +50,11 @@ struct LayerKernels {
 pub struct GpuBackend {
     ctx: GpuContext,
     shape: Shape,
-    /// `struct Step` slots, `step_stride` bytes apart: slot 0 for the forward pass, then one per
-    /// backward step, then one for the update.
+    /// `struct Step` slots, `step_stride` bytes apart: `window` for forward steps, `window` for
+    /// backward steps, then one for the update.
     step: wgpu::Buffer,
     step_stride: u64,
-    /// The symbols of the step being run, copied into `symbols_win` inside the step's commands
+    /// The symbols of the steps being run, copied into `symbols_win` inside the steps' commands
     /// (a direct write would land before pending training commands that still read the
     /// previous window).
     inputs: wgpu::Buffer,
@@ -159,11 +161,11 @@ impl GpuBackend {
             (device.limits().min_uniform_buffer_offset_alignment as u64).max(kernel::STEP_BYTES);
         let step = device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("step"),
-            size: step_stride * (window as u64 + 2),
+            size: step_stride * (2 * window as u64 + 1),
             usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
-        let inputs = zeros("inputs", 4 * streams);
+        let inputs = zeros("inputs", 4 * steps);
 
         let specs = shape.tensors();
         let weights = initial_weights(&shape, params.seed);
@@ -200,7 +202,7 @@ impl GpuBackend {
         let dhead = zeros("dhead", 4 * streams * lh);
         let staging = device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("staging"),
-            size: (4 * streams * SYMBOLS) as u64,
+            size: (4 * steps * SYMBOLS) as u64,
             usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
@@ -524,15 +526,16 @@ impl Backend for GpuBackend {
         self.ctx.description.clone()
     }
 
-    fn forward(&mut self, inputs: &[u8]) -> Result<&[u32], Error> {
+    fn forward(&mut self, steps: &[&[u8]]) -> Result<&[u32], Error> {
         assert!(
-            self.active.len() < self.shape.window,
+            self.active.len() + steps.len() <= self.shape.window,
             "train() must follow every window"
         );
-        let streams = inputs.len();
-        let base: usize = self.active.iter().sum();
-        let at = self.write_step(0, streams, base, 0);
-        let symbols: Vec<u32> = inputs.iter().map(|&s| s as u32).collect();
+        let first_base: usize = self.active.iter().sum();
+        let symbols: Vec<u32> = steps
+            .iter()
+            .flat_map(|s| s.iter().map(|&x| x as u32))
+            .collect();
         self.ctx
             .queue
             .write_buffer(&self.inputs, 0, bytemuck::cast_slice(&symbols));
@@ -542,27 +545,33 @@ impl Backend for GpuBackend {
             &self.inputs,
             0,
             &self.symbols_win,
-            4 * base as u64,
-            4 * streams as u64,
+            4 * first_base as u64,
+            4 * symbols.len() as u64,
         );
         {
             let mut pass = encoder.begin_compute_pass(&Default::default());
-            for (l, lk) in self.layers.iter().enumerate() {
-                lk.input
-                    .record(&mut pass, at, streams * self.shape.layer_inputs(l));
-                lk.gates
-                    .record(&mut pass, at, streams * self.shape.gate_rows());
-                lk.cell.record(&mut pass, at, streams * cells);
+            let mut base = first_base;
+            for (slot, inputs) in steps.iter().enumerate() {
+                let streams = inputs.len();
+                let at = self.write_step(slot, streams, base, 0);
+                for (l, lk) in self.layers.iter().enumerate() {
+                    lk.input
+                        .record(&mut pass, at, streams * self.shape.layer_inputs(l));
+                    lk.gates
+                        .record(&mut pass, at, streams * self.shape.gate_rows());
+                    lk.cell.record(&mut pass, at, streams * cells);
+                }
+                self.head_input
+                    .record(&mut pass, at, streams * self.shape.head_inputs());
+                self.head_forward.record(&mut pass, at, streams * SYMBOLS);
+                self.softmax.record(&mut pass, at, streams);
+                base += streams;
             }
-            self.head_input
-                .record(&mut pass, at, streams * self.shape.head_inputs());
-            self.head_forward.record(&mut pass, at, streams * SYMBOLS);
-            self.softmax.record(&mut pass, at, streams);
         }
-        let bytes = 4 * streams * SYMBOLS;
+        let bytes = 4 * symbols.len() * SYMBOLS;
         encoder.copy_buffer_to_buffer(
             &self.freqs_win,
-            (4 * base * SYMBOLS) as u64,
+            (4 * first_base * SYMBOLS) as u64,
             &self.staging,
             0,
             bytes as u64,
@@ -571,7 +580,7 @@ impl Backend for GpuBackend {
         let data = self.map_staging(bytes)?;
         self.freqs.clear();
         self.freqs.extend_from_slice(bytemuck::cast_slice(&data));
-        self.active.push(streams);
+        self.active.extend(steps.iter().map(|s| s.len()));
         Ok(&self.freqs)
     }
 
@@ -591,7 +600,7 @@ impl Backend for GpuBackend {
             let mut end = recorded;
             for (t, &streams) in self.active.iter().enumerate().rev() {
                 let base = end - streams;
-                let at = self.write_step(1 + t, streams, base, recorded);
+                let at = self.write_step(self.shape.window + t, streams, base, recorded);
                 self.output_grad.record(&mut pass, at, streams * SYMBOLS);
                 self.head_input_grad
                     .record(&mut pass, at, streams * self.shape.head_inputs());
@@ -602,7 +611,7 @@ impl Backend for GpuBackend {
                 }
                 end = base;
             }
-            let at = self.write_step(self.shape.window + 1, 0, 0, recorded);
+            let at = self.write_step(2 * self.shape.window, 0, 0, recorded);
             let rows = self.shape.gate_rows();
             for (l, lk) in self.layers.iter().enumerate() {
                 lk.update_matrix
