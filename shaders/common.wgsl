@@ -59,7 +59,7 @@ fn adam_step(sum: i64, state: AdamState) -> AdamState {
     if hi != 0u {
         bits = 64u - countLeadingZeros(hi);
     }
-    let shift = select(0u, (bits - 9u) / 2u, bits > 9u);
+    let shift = select(0u, (bits - RSQRT_NORM_BITS) / 2u, bits > RSQRT_NORM_BITS);
     let m = u32(v >> (2u * shift)) & (RSQRT_ENTRIES - 1u);
     let mantissa = i64(tables[RSQRT_OFFSET + m]);
     let ratio = round_shift(g * mantissa, shift);

@@ -49,6 +49,8 @@ pub const ADAM_GRAD_SHIFT: u32 = 16;
 pub const RSQRT_FRAC: u32 = 16;
 /// Entries of the reciprocal-square-root table: mantissas are normalised into `[256, 1024)`.
 pub const RSQRT_ENTRIES: usize = 1024;
+/// `rsqrt` shifts `v` right by an even amount until it has at most this many bits plus one.
+pub const RSQRT_NORM_BITS: u32 = 9;
 /// Bits of the frequency-table total: every table sums to 2^16.
 pub const FREQ_TOTAL_BITS: u32 = 16;
 /// Each of the 256 symbols gets at least 1 of `FREQ_TOTAL`.
@@ -194,7 +196,7 @@ pub fn exp_neg(d: i32) -> i32 {
 #[inline(always)]
 pub fn rsqrt(table: &[i32], v: u64) -> (i64, u32) {
     let bits = 64 - v.leading_zeros();
-    let shift = bits.saturating_sub(9) / 2;
+    let shift = bits.saturating_sub(RSQRT_NORM_BITS) / 2;
     let m = (v >> (2 * shift)) as usize & (RSQRT_ENTRIES - 1);
     (table[m] as i64, shift)
 }

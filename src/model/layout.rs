@@ -54,6 +54,11 @@ pub fn layer_tensors(l: usize) -> [usize; 3] {
     [3 * l, 3 * l + 1, 3 * l + 2]
 }
 
+/// The layer tensor `index` of `Shape::tensors` belongs to, or `None` for the output head's.
+pub fn tensor_layer(shape: &Shape, index: usize) -> Option<usize> {
+    (index < shape.head_tensor()).then_some(index / 3)
+}
+
 impl Shape {
     /// The shape a validated `ModelParams` describes.
     pub fn new(params: &ModelParams) -> Shape {

@@ -15,7 +15,7 @@ use crate::backend::Backend;
 use crate::error::Error;
 use crate::fixed::{ACT_FRAC, MASTER_FRAC, SYMBOLS, round_shift};
 use crate::model::init::initial_weights;
-use crate::model::layout::{Shape, TensorRole};
+use crate::model::layout::{Shape, TensorRole, tensor_layer};
 use crate::model::params::ModelParams;
 use kernels::{Optimizer, RowsMut};
 use rayon::prelude::*;
@@ -282,17 +282,20 @@ impl CpuBackend {
     /// `workers` threads (the result does not depend on the split).
     fn update(&mut self, opt: &Optimizer) {
         let win = &self.window;
-        let head = self.shape.head_tensor();
+        let specs = self.shape.tensors();
+        // Each tensor's window gradients: those of its layer's gate pre-activations and that
+        // layer's matrix input, or the head's logits and input.
+        let sources = |i: usize| match tensor_layer(&self.shape, i) {
+            Some(l) => (win.layers[l].dz.as_slice(), win.layers[l].x.as_slice()),
+            None => (win.dlogits.as_slice(), win.head_in.as_slice()),
+        };
         let mut jobs: Vec<(usize, &[i32], &[i16], &mut Param)> = Vec::new();
         let mut rest = Vec::new();
-        for (i, p) in self.params.iter_mut().enumerate() {
-            if i == head {
-                jobs.push((SYMBOLS, &win.dlogits, &win.head_in, p));
-            } else if i < head && i % 3 == 0 {
-                let lw = &win.layers[i / 3];
-                jobs.push((self.shape.gate_rows(), &lw.dz, &lw.x, p));
-            } else {
-                rest.push((i, p));
+        for (i, (p, spec)) in self.params.iter_mut().zip(&specs).enumerate() {
+            let (dz, x) = sources(i);
+            match spec.role {
+                TensorRole::Matrix => jobs.push((spec.rows, dz, x, p)),
+                role => rest.push((role, dz, p)),
             }
         }
         let workers = self.workers;
@@ -318,25 +321,18 @@ impl CpuBackend {
         parts
             .into_par_iter()
             .for_each(|(rows, dz, x, part)| kernels::matrix_update(opt, dz, x, rows, part));
-        for (i, p) in rest {
-            if i == head + 1 {
-                kernels::bias_update(opt, &win.dlogits, &mut p.master, &mut p.second_moment);
-            } else if i % 3 == 1 {
+        for (role, dz, p) in rest {
+            if role == TensorRole::Embedding {
                 kernels::embedding_update(
                     opt,
-                    &win.layers[i / 3].dz,
+                    dz,
                     &win.symbols,
                     &mut p.master,
                     &mut p.second_moment,
                     &mut self.scratch.embedding_grad,
                 );
             } else {
-                kernels::bias_update(
-                    opt,
-                    &win.layers[i / 3].dz,
-                    &mut p.master,
-                    &mut p.second_moment,
-                );
+                kernels::bias_update(opt, dz, &mut p.master, &mut p.second_moment);
             }
         }
     }

@@ -68,6 +68,7 @@ pub fn contract_constants(offsets: [usize; 4]) -> Constants {
     c.insert("ADAM_GRAD_SHIFT", U32(fixed::ADAM_GRAD_SHIFT));
     c.insert("RSQRT_FRAC", U32(fixed::RSQRT_FRAC));
     c.insert("RSQRT_ENTRIES", U32(fixed::RSQRT_ENTRIES as u32));
+    c.insert("RSQRT_NORM_BITS", U32(fixed::RSQRT_NORM_BITS));
     c.insert("FREQ_TOTAL_BITS", U32(fixed::FREQ_TOTAL_BITS));
     c.insert("FREQ_TOTAL", U32(fixed::FREQ_TOTAL));
     c.insert("SYMBOLS", U32(fixed::SYMBOLS as u32));
