@@ -1,47 +1,71 @@
 #!/usr/bin/env bash
-# One complete check on a GPU host that has no Rust (see ../shared/device/): compress corpus
-# files on the GPU adapter and on the CPU twin, require byte-identical archives, decode each
-# archive on the other backend, and print KB/s for both directions on both backends.
+# One complete check on a GPU host that has no Rust (see ../shared/device/): for each case
+# (level, streams, slice of a corpus file) compress on the GPU adapter and on the CPU twin,
+# require byte-identical archives, decode each archive on the other backend, and print one
+# table row of sizes, bits/byte and KB/s for both directions on both backends.
 #
 # On the build machine:  cargo build --release && ../shared/device/prepare.sh
 # Then send .device and target/release/nngpu, and run on the GPU host:
-#   bash .device/env.sh bash scripts/gpu-host-check.sh [LEVEL] [FILE...]
-# Files default to .device/corpus/{alice29.txt,book1}; LEVEL defaults to 5.
+#   bash .device/env.sh bash scripts/gpu-host-check.sh [CASE...]
+# A host whose image lacks libglvnd (the NVIDIA Vulkan driver loads through it) reports no
+# adapter: send Debian's libvulkan1 libegl1 libglvnd0 libopengl0 libgl1 libglx0 libgles2 .debs
+# along, unpack them there (`dpkg -x`, `ldconfig`) and point the loader at the driver with
+# VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json (the H200 host needed both).
+# A CASE is LEVEL:STREAMS:BYTES:FILE (BYTES 0 = the whole file); FILE is relative to
+# .device/corpus. Every command runs under `timeout` (NNGPU_CHECK_TIMEOUT seconds, default 90),
+# so one slow case cannot eat the host's time; a timed-out run is reported, not hidden.
 set -uo pipefail
 
 bin=${NNGPU_BIN:-target/release/nngpu}
-level=${1:-5}
-shift || true
-files=("$@")
-[ ${#files[@]} -gt 0 ] || files=(.device/corpus/alice29.txt .device/corpus/book1)
+limit=${NNGPU_CHECK_TIMEOUT:-90}
+cases=("$@")
+[ ${#cases[@]} -gt 0 ] || cases=(5:1:100000:book1 5:64:1000000:bible.txt 1:64:1000000:bible.txt)
 work=$(mktemp -d)
 status=0
 
-run() { # backend direction input output
-    local start end
+"$bin" --version
+# Prints the seconds one run took, or "timeout"/"failed" (and its log) on stderr.
+timed() { # backend mode input output
+    local start end rc
     start=$(date +%s.%N)
-    "$bin" "$2" -f -v --backend "$1" "$3" -o "$4" 2>"$work/log" || { cat "$work/log"; return 1; }
+    timeout "$limit" "$bin" "$2" -f --backend "$1" "${@:5}" "$3" -o "$4" 2>"$work/log"
+    rc=$?
     end=$(date +%s.%N)
-    grep -v XDG_RUNTIME_DIR "$work/log"
-    awk -v s="$start" -v e="$end" -v n="$(stat -c %s "$5")" \
-        'BEGIN { printf "    wall %.1f s, %.1f KB/s of original data\n", e - s, n / (e - s) / 1000 }'
+    if [ $rc -eq 124 ]; then echo "timeout"; return 1; fi
+    if [ $rc -ne 0 ]; then grep -v XDG_RUNTIME_DIR "$work/log" >&2; echo "failed"; return 1; fi
+    awk -v s="$start" -v e="$end" 'BEGIN { printf "%.2f", e - s }'
+}
+kbs() { # bytes seconds
+    case $2 in timeout|failed) echo "$2" ;;
+    *) awk -v n="$1" -v t="$2" 'BEGIN { printf "%.1f", n / t / 1000 }' ;; esac
 }
 
-for f in "${files[@]}"; do
-    name=$(basename "$f")
-    echo "== $name (level $level)"
-    run gpu compress "$f" "$work/$name.gpu.nng" "$f" || status=1
-    run cpu compress "$f" "$work/$name.cpu.nng" "$f" || status=1
-    if cmp -s "$work/$name.gpu.nng" "$work/$name.cpu.nng"; then
-        echo "    archives byte-identical"
+printf '| level | streams | input | bytes | archive | bits/byte | gpu comp KB/s | cpu comp KB/s | gpu dec KB/s | cpu dec KB/s | gpu = cpu |\n'
+printf '|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---|\n'
+for c in "${cases[@]}"; do
+    IFS=: read -r level streams bytes file <<<"$c"
+    src=.device/corpus/$file
+    in=$work/in
+    if [ "$bytes" -gt 0 ]; then head -c "$bytes" "$src" >"$in"; else cp "$src" "$in"; fi
+    n=$(stat -c %s "$in")
+    flags=(-"$level" --streams "$streams")
+    gc=$(timed gpu compress "$in" "$work/g.nng" "${flags[@]}") || status=1
+    cc=$(timed cpu compress "$in" "$work/c.nng" "${flags[@]}") || status=1
+    same=no
+    cmp -s "$work/g.nng" "$work/c.nng" && same=yes || status=1
+    gd=$(timed gpu decompress "$work/c.nng" "$work/from-cpu") || status=1
+    cd=$(timed cpu decompress "$work/g.nng" "$work/from-gpu") || status=1
+    if cmp -s "$in" "$work/from-cpu" && cmp -s "$in" "$work/from-gpu"; then
+        same="$same, cross-decoded"
     else
-        echo "    ARCHIVES DIFFER"; status=1
+        same="$same, CROSS-DECODE FAILED"; status=1
     fi
-    run gpu decompress "$work/$name.cpu.nng" "$work/$name.from-cpu" "$f" || status=1
-    run cpu decompress "$work/$name.gpu.nng" "$work/$name.from-gpu" "$f" || status=1
-    cmp -s "$f" "$work/$name.from-cpu" && cmp -s "$f" "$work/$name.from-gpu" \
-        && echo "    each archive decodes on the other backend" \
-        || { echo "    CROSS-DECODE FAILED"; status=1; }
+    size=$(stat -c %s "$work/g.nng" 2>/dev/null || echo 0)
+    bpb=$(awk -v a="$size" -v n="$n" 'BEGIN { printf "%.3f", a * 8 / n }')
+    printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$level" "$streams" "$file" \
+        "$n" "$size" "$bpb" "$(kbs "$n" "$gc")" "$(kbs "$n" "$cc")" "$(kbs "$n" "$gd")" \
+        "$(kbs "$n" "$cd")" "$same"
+    rm -f "$work"/g.nng "$work"/c.nng "$work"/from-*
 done
 rm -rf "$work"
 exit $status
