@@ -1,14 +1,16 @@
 //! Compression and decompression of whole inputs: splits the input into streams, runs the
-//! model step by step on a backend, and drives the range coder with its frequency tables.
+//! LSTM step by step on a backend, and codes each byte through its stream's mixing stage,
+//! which blends the LSTM's frequency table with context and match models bit by bit.
 //! The encoder and the decoder share one schedule (`run_schedule`), which is what keeps their
 //! models in lockstep.
 
 use crate::backend::{self, Backend, BackendChoice};
-use crate::coder::{CoderError, RangeDecoder, RangeEncoder};
+use crate::coder::{BinaryDecoder, BinaryEncoder, CoderError};
 use crate::error::Error;
 use crate::fixed::SYMBOLS;
 use crate::format::{self, FrameHeader};
 use crate::model::params::{MAX_STREAMS, ModelParams};
+use crate::mix::{self, StreamMixer};
 use crate::model::presets;
 
 /// How to compress or decompress.
@@ -73,14 +75,27 @@ fn as_table(table: &[u32]) -> Result<&[u32; SYMBOLS], Error> {
     table.try_into().map_err(|_| Error::InvalidTable)
 }
 
+/// One fresh mixing stage per stream, sharing the table budget the header sets.
+fn stream_mixers(params: &ModelParams) -> Result<Vec<StreamMixer>, Error> {
+    let streams = params.streams as usize;
+    let budget = mix::stream_budget(params.mix_log2, params.streams);
+    let mut mixers = Vec::new();
+    mixers
+        .try_reserve_exact(streams)
+        .map_err(|_| Error::OutOfMemory(mix::state_bytes(params.mix_log2, params.streams)))?;
+    mixers.extend((0..streams).map(|_| StreamMixer::new(budget)));
+    Ok(mixers)
+}
+
 /// Receives the number of bytes coded so far, now and then.
 pub type Progress<'a> = &'a mut dyn FnMut(u64);
 
 /// Bytes between two progress reports.
 const PROGRESS_INTERVAL: u64 = 1 << 14;
 
-/// Runs the model over all steps. `code(position, freqs)` codes (or decodes) the byte at
-/// `position` of the input under the table `freqs` and returns it. `known` is the input when
+/// Runs the model over all steps. `code(stream, position, freqs)` codes (or decodes) the byte
+/// at `position` of the input, which belongs to `stream`, given the LSTM's table `freqs`, and
+/// returns it. `known` is the input when
 /// encoding: the backend then runs a whole window of steps at once, since their input
 /// symbols are known in advance; the decoder (`None`) runs one step at a time.
 fn run_schedule(
@@ -89,7 +104,7 @@ fn run_schedule(
     len: usize,
     known: Option<&[u8]>,
     progress: Progress,
-    mut code: impl FnMut(usize, &[u32]) -> Result<u8, Error>,
+    mut code: impl FnMut(usize, usize, &[u32; SYMBOLS]) -> Result<u8, Error>,
 ) -> Result<(), Error> {
     if len == 0 {
         return Ok(());
@@ -122,8 +137,8 @@ fn run_schedule(
         let mut tables = freqs.chunks_exact(SYMBOLS);
         for u in t..t + batch {
             for s in 0..seg.active(u) {
-                let table = tables.next().ok_or(Error::InvalidTable)?;
-                let symbol = code(s * seg.segment + u, table)?;
+                let table = as_table(tables.next().ok_or(Error::InvalidTable)?)?;
+                let symbol = code(s, s * seg.segment + u, table)?;
                 targets.push(symbol);
                 if known.is_none() {
                     inputs[0][s] = symbol;
@@ -171,19 +186,18 @@ pub fn compress_with_progress(
     // Streams past the data's length would be empty (and the format does not allow them).
     params.streams = params.streams.min(data.len().max(1) as u32);
     let mut backend = backend::open(options.backend, options.adapter.as_deref(), &params)?;
-    let mut encoder = RangeEncoder::new();
+    let mut mixers = stream_mixers(&params)?;
+    let mut encoder = BinaryEncoder::new();
     run_schedule(
         backend.as_mut(),
         &params,
         data.len(),
         Some(data),
         progress,
-        |pos, table| {
-            let symbol = data[pos];
-            encoder
-                .encode(as_table(table)?, symbol)
-                .map_err(|_| Error::InvalidTable)?;
-            Ok(symbol)
+        |stream, pos, table| {
+            mixers[stream]
+                .code_byte(table, data[pos], &mut encoder)
+                .map_err(|_| Error::InvalidTable)
         },
     )?;
     let payload = encoder.finish();
@@ -213,18 +227,21 @@ pub fn decompress_with_progress(
     out.try_reserve_exact(len)
         .map_err(|_| Error::OutOfMemory(frame.header.original_len))?;
     out.resize(len, 0);
-    let mut decoder = RangeDecoder::new(frame.payload).map_err(|_| Error::CorruptPayload)?;
+    let mut mixers = stream_mixers(&params)?;
+    let mut decoder = BinaryDecoder::new(frame.payload).map_err(|_| Error::CorruptPayload)?;
     run_schedule(
         backend.as_mut(),
         &params,
         len,
         None,
         progress,
-        |pos, table| {
-            let symbol = decoder.decode(as_table(table)?).map_err(|e| match e {
-                CoderError::InvalidTable => Error::InvalidTable,
-                _ => Error::CorruptPayload,
-            })?;
+        |stream, pos, table| {
+            let symbol = mixers[stream]
+                .code_byte(table, 0, &mut decoder)
+                .map_err(|e| match e {
+                    CoderError::InvalidProbability => Error::InvalidTable,
+                    _ => Error::CorruptPayload,
+                })?;
             out[pos] = symbol;
             Ok(symbol)
         },

@@ -5,9 +5,11 @@
 //! arithmetic (`fixed`), so any backend (the CPU twin or a GPU through wgpu) reproduces the
 //! same bits and an archive decodes on any machine.
 //!
-//! Architecture: `format` (the container), `coder` (the range coder), `model` (shape,
-//! parameters, presets), `backend` (the CPU twin and the GPU backend), `codec` (the schedule
-//! that ties them together). The `nngpu` binary is a thin CLI over `codec`.
+//! Architecture: `format` (the container), `coder` (the binary arithmetic coder), `model`
+//! (shape, parameters, presets), `backend` (the CPU twin and the GPU backend, which run the
+//! LSTM), `mix` (the context-mixing stage that turns the LSTM's byte predictions into bit
+//! probabilities beside context and match models), `codec` (the schedule that ties them
+//! together). The `nngpu` binary is a thin CLI over `codec`.
 
 pub mod backend;
 pub mod codec;
@@ -15,6 +17,7 @@ pub mod coder;
 pub mod error;
 pub mod fixed;
 pub mod format;
+pub mod mix;
 pub mod model;
 
 pub use codec::{

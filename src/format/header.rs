@@ -11,11 +11,12 @@ const CRC_OFFSET: usize = HEADER_LEN - 4;
 /// Payload bytes granted on top of the real ones by the bomb limit, so tiny inputs (whose
 /// payload is mostly the coder's flush) always fit.
 const BOMB_SLACK_BYTES: u64 = 16;
-/// Most original bytes one payload byte may stand for. A symbol costs at least
-/// -log2(65281/65536) ≈ 0.00565 bits (every other symbol keeps frequency 1), so an honest
-/// payload byte codes at most about 1417 symbols.
-const BOMB_RATIO: u64 = 1500;
-/// Largest original length a v1 frame may declare (1 TiB).
+/// Most original bytes one payload byte may stand for. The coder's probabilities are 12-bit
+/// and never 0 or 1, so each coded bit narrows the interval to at most 4095/4096 of itself and
+/// costs at least log2(4096/4095) ≈ 0.000352 bits: a byte (8 bits) at least 0.00282 bits, so an
+/// honest payload byte codes at most about 2839 bytes.
+const BOMB_RATIO: u64 = 2900;
+/// Largest original length a v2 frame may declare (1 TiB).
 pub const MAX_ORIGINAL_LEN: u64 = 1 << 40;
 
 /// The header of one frame: what the decoder needs before it reads the payload.
@@ -28,7 +29,7 @@ pub struct FrameHeader {
     pub params: ModelParams,
     /// Length of the original data in bytes.
     pub original_len: u64,
-    /// Length of the range-coded payload in bytes.
+    /// Length of the arithmetic-coded payload in bytes.
     pub payload_len: u64,
 }
 
@@ -66,7 +67,7 @@ struct RawHeader {
     flags: u8,
     preset: u8,
     params: ModelParams,
-    reserved: [u8; 3],
+    reserved: [u8; 2],
     original_len: u64,
     payload_len: u64,
     crc: u32,
@@ -78,7 +79,8 @@ impl RawHeader {
         let mut c = Cursor(bytes);
         let (magic, version, flags, preset) = (c.take()?, c.u8()?, c.u8()?, c.u8()?);
         let (layers, cells, streams, window) = (c.u8()?, c.u16()?, c.u32()?, c.u16()?);
-        let (learning_rate_q24, beta2_shift, reserved) = (c.u32()?, c.u8()?, c.take()?);
+        let (learning_rate_q24, beta2_shift, mix_log2) = (c.u32()?, c.u8()?, c.u8()?);
+        let reserved = c.take()?;
         let seed = c.u64()?;
         let params = ModelParams {
             layers,
@@ -88,6 +90,7 @@ impl RawHeader {
             learning_rate_q24,
             beta2_shift,
             seed,
+            mix_log2,
         };
         let (original_len, payload_len, crc) = (c.u64()?, c.u64()?, c.u32()?);
         Some(Self {
@@ -130,7 +133,7 @@ impl FrameHeader {
             .chain(p.streams.to_le_bytes())
             .chain(p.window.to_le_bytes())
             .chain(p.learning_rate_q24.to_le_bytes())
-            .chain([p.beta2_shift, 0, 0, 0])
+            .chain([p.beta2_shift, p.mix_log2, 0, 0])
             .chain(p.seed.to_le_bytes())
             .chain(self.original_len.to_le_bytes())
             .chain(self.payload_len.to_le_bytes());
@@ -146,7 +149,7 @@ impl FrameHeader {
     }
 
     /// Parses and checks the header at the start of `bytes` (later bytes are ignored). `Ok`
-    /// guarantees: magic, version, CRC, flags and reserved bytes are as v1 requires, the
+    /// guarantees: magic, version, CRC, flags and reserved bytes are as v2 requires, the
     /// preset is in range, `params.validate()` passes, and `original_len` is within the
     /// decompression-bomb limit for `payload_len`. Nothing is allocated.
     pub fn parse(bytes: &[u8]) -> Result<FrameHeader, FormatError> {
@@ -182,7 +185,7 @@ impl FrameHeader {
         if raw.flags & FLAG_CONTENT_CHECKSUM == 0 {
             return Err(FormatError::MissingContentChecksum);
         }
-        if raw.reserved != [0; 3] {
+        if raw.reserved != [0; 2] {
             return Err(FormatError::ReservedBytes(raw.reserved));
         }
         if !(MIN_LEVEL..=MAX_LEVEL).contains(&raw.preset) {

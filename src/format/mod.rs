@@ -1,7 +1,7 @@
-//! Container format v1: the `.nng` file layout, written and parsed apart from the codec.
+//! Container format v2: the `.nng` file layout, written and parsed apart from the codec.
 //!
-//! A v1 file is exactly one frame: a 52-byte header (protected by its own CRC32), the
-//! range-coded payload, and an XXH64 of the original data. The parser is strict: every
+//! A v2 file is exactly one frame: a 52-byte header (protected by its own CRC32), the
+//! arithmetic-coded payload, and an XXH64 of the original data. The parser is strict: every
 //! reserved bit must be zero, every field must be in range, and nothing may follow the
 //! trailer. Concatenated frames are left to a later format version. `FORMAT.md` at the crate
 //! root is the byte-level specification.
@@ -16,13 +16,13 @@ use crate::model::presets::{MAX_LEVEL, MIN_LEVEL};
 /// archive for text, as in PNG's signature.
 pub const MAGIC: [u8; 4] = [0x89, b'N', b'N', b'G'];
 /// The format version this build writes and the only one it reads.
-pub const FORMAT_VERSION: u8 = 1;
+pub const FORMAT_VERSION: u8 = 2;
 /// Length of the frame header, CRC included.
 pub const HEADER_LEN: usize = 52;
 /// Length of the content-checksum trailer.
 const TRAILER_LEN: usize = 8;
 
-/// Why a byte string is not a valid v1 archive, or does not match its content.
+/// Why a byte string is not a valid v2 archive, or does not match its content.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FormatError {
     /// The input ends before the frame does.
@@ -47,15 +47,15 @@ pub enum FormatError {
         /// CRC32 of the header bytes as read.
         computed: u32,
     },
-    /// Flag bits reserved in v1 are set.
+    /// Flag bits reserved in v2 are set.
     #[error("reserved flag bits set (flags byte {0:#04x})")]
     ReservedFlags(u8),
-    /// The content-checksum flag is clear; v1 always carries the checksum.
-    #[error("content checksum flag is clear (version 1 requires the checksum)")]
+    /// The content-checksum flag is clear; v2 always carries the checksum.
+    #[error("content checksum flag is clear (version 2 requires the checksum)")]
     MissingContentChecksum,
-    /// The reserved header bytes 21..24 are not zero.
+    /// The reserved header bytes 22..24 are not zero.
     #[error("reserved header bytes are not zero: {0:02x?}")]
-    ReservedBytes([u8; 3]),
+    ReservedBytes([u8; 2]),
     /// The preset level is outside `MIN_LEVEL..=MAX_LEVEL` (1..=9).
     #[error("preset level {0} not in {MIN_LEVEL}..={MAX_LEVEL}")]
     BadPreset(u8),
@@ -104,7 +104,7 @@ pub enum FormatError {
 pub struct Frame<'a> {
     /// The checked header.
     pub header: FrameHeader,
-    /// Exactly `header.payload_len` bytes of range-coder output.
+    /// Exactly `header.payload_len` bytes of arithmetic-coder output.
     pub payload: &'a [u8],
     /// XXH64 (seed 0) of the original data, as stored in the trailer.
     pub content_hash: u64,
@@ -115,7 +115,7 @@ pub fn content_hash(data: &[u8]) -> u64 {
     xxhash_rust::xxh64::xxh64(data, 0)
 }
 
-/// Serialises one complete v1 archive: `header` (with the content-checksum flag set), then
+/// Serialises one complete v2 archive: `header` (with the content-checksum flag set), then
 /// `payload`, then `content_hash`. `header.payload_len` must equal `payload.len()`;
 /// `parse_frame` accepts the result whenever it accepts the header.
 pub fn write_frame(header: &FrameHeader, payload: &[u8], content_hash: u64) -> Vec<u8> {
@@ -131,7 +131,7 @@ pub fn write_frame(header: &FrameHeader, payload: &[u8], content_hash: u64) -> V
     out
 }
 
-/// Parses a complete v1 archive. `Ok` guarantees everything [`FrameHeader::parse`] does, and
+/// Parses a complete v2 archive. `Ok` guarantees everything [`FrameHeader::parse`] does, and
 /// that `bytes` holds exactly the header, `payload_len` payload bytes and the trailer, nothing
 /// more. Nothing is allocated, whatever the header declares.
 pub fn parse_frame(bytes: &[u8]) -> Result<Frame<'_>, FormatError> {
@@ -197,6 +197,7 @@ mod tests {
                 learning_rate_q24: 67_108,
                 beta2_shift: 13,
                 seed: 0x6E6E_6770_7531,
+                mix_log2: 24,
             },
             original_len: 1234,
             payload_len,
@@ -263,18 +264,19 @@ mod tests {
                 learning_rate_q24: 0x0012_3456,
                 beta2_shift: 20,
                 seed: 0x1122_3344_5566_7788,
+                mix_log2: 27,
             },
             original_len: 0x01_0203_0405,
             payload_len: 0x0A0B_0C0D,
         };
         let b = h.to_bytes();
         assert_eq!(b[0..4], [0x89, 0x4E, 0x4E, 0x47]);
-        assert_eq!(b[4..8], [1, 1, 9, 3]);
+        assert_eq!(b[4..8], [2, 1, 9, 3]);
         assert_eq!(b[8..10], [0x08, 0x02]);
         assert_eq!(b[10..14], [0x00, 0x00, 0x01, 0x00]);
         assert_eq!(b[14..16], [0x40, 0x00]);
         assert_eq!(b[16..20], [0x56, 0x34, 0x12, 0x00]);
-        assert_eq!(b[20..24], [20, 0, 0, 0]);
+        assert_eq!(b[20..24], [20, 27, 0, 0]);
         assert_eq!(b[24..32], 0x1122_3344_5566_7788u64.to_le_bytes());
         assert_eq!(b[32..40], 0x01_0203_0405u64.to_le_bytes());
         assert_eq!(b[40..48], 0x0A0B_0C0Du64.to_le_bytes());
@@ -323,8 +325,8 @@ mod tests {
 
     #[test]
     fn each_field_check_names_its_problem() {
-        let v = |b: &mut Vec<u8>| b[4] = 2;
-        assert_eq!(edited(v), Err(FormatError::UnsupportedVersion(2)));
+        let v = |b: &mut Vec<u8>| b[4] = 1;
+        assert_eq!(edited(v), Err(FormatError::UnsupportedVersion(1)));
         assert_eq!(
             edited(|b| b[5] = 0x81),
             Err(FormatError::ReservedFlags(0x81))
@@ -334,8 +336,11 @@ mod tests {
             Err(FormatError::MissingContentChecksum)
         );
         assert_eq!(
-            edited(|b| b[22] = 7),
-            Err(FormatError::ReservedBytes([0, 7, 0]))
+            edited(|b| b[23] = 7),
+            Err(FormatError::ReservedBytes([0, 7]))
+        );
+        assert!(
+            matches!(edited(|b| b[21] = 31), Err(FormatError::InvalidParams(m)) if m.contains("mixing"))
         );
         assert_eq!(edited(|b| b[6] = 0), Err(FormatError::BadPreset(0)));
         assert_eq!(edited(|b| b[6] = 10), Err(FormatError::BadPreset(10)));
@@ -390,7 +395,7 @@ mod tests {
     #[test]
     fn bomb_limit() {
         for payload_len in [0u64, 4, 300, 1 << 20] {
-            let limit = (payload_len + 16) * 1500;
+            let limit = (payload_len + 16) * 2900;
             let mut h = sample_header(payload_len);
             h.original_len = limit;
             assert_eq!(FrameHeader::parse(&h.to_bytes()), Ok(h));

@@ -16,6 +16,10 @@ pub const MAX_LEARNING_RATE_Q24: u32 = 1 << 22;
 /// Adam's β2 is `1 - 2^-beta2_shift`; this is the accepted range of the shift.
 pub const BETA2_SHIFT_RANGE: std::ops::RangeInclusive<u8> = 4..=20;
 
+/// Accepted range of `ModelParams::mix_log2`: the context-mixing stage's tables take between
+/// 64 KiB and 1 GiB in all.
+pub const MIX_LOG2_RANGE: std::ops::RangeInclusive<u8> = 16..=30;
+
 /// The model's shape and training schedule.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ModelParams {
@@ -33,6 +37,9 @@ pub struct ModelParams {
     pub beta2_shift: u8,
     /// Seed of the integer PRNG that draws the initial weights.
     pub seed: u64,
+    /// The context-mixing stage's tables take `2^mix_log2` bytes in all, split evenly between
+    /// the streams (within `MIX_LOG2_RANGE`; see `mix::stream_budget`).
+    pub mix_log2: u8,
 }
 
 impl ModelParams {
@@ -63,6 +70,12 @@ impl ModelParams {
             return Err(format!(
                 "beta2 shift {} not in {BETA2_SHIFT_RANGE:?}",
                 self.beta2_shift
+            ));
+        }
+        if !MIX_LOG2_RANGE.contains(&self.mix_log2) {
+            return Err(format!(
+                "mixing tables 2^{} bytes not in 2^{MIX_LOG2_RANGE:?}",
+                self.mix_log2
             ));
         }
         Ok(())

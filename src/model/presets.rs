@@ -1,6 +1,6 @@
 //! Presets `-1` … `-9`: model size and training schedule, from fast to strong.
 
-use crate::model::params::ModelParams;
+use crate::model::params::{MIX_LOG2_RANGE, ModelParams};
 
 /// Lowest preset level.
 pub const MIN_LEVEL: u8 = 1;
@@ -18,24 +18,31 @@ struct Preset {
     learning_rate_q24: u32,
     /// Most streams the preset uses, on large inputs.
     max_streams: u32,
+    /// log2 of the most bytes the context-mixing stage's tables take, on large inputs.
+    max_mix_log2: u8,
 }
 
 const fn lr(per_million: u32) -> u32 {
     ((per_million as u64 * (1 << 24)) / 1_000_000) as u32
 }
 
-/// Levels 1 to 9: layers, cells, window, learning rate (millionths), most streams.
+/// Levels 1 to 9: layers, cells, window, learning rate (millionths), most streams, log2 of the
+/// most bytes of mixing tables.
 const PRESETS: [Preset; 9] = [
-    preset(1, 32, 16, 6000, 16),
-    preset(1, 64, 16, 5000, 16),
-    preset(1, 96, 20, 4000, 32),
-    preset(2, 64, 20, 4000, 32),
-    preset(2, 96, 20, 4000, 64),
-    preset(2, 128, 20, 4000, 128),
-    preset(3, 128, 20, 4000, 128),
-    preset(3, 256, 20, 3000, 256),
-    preset(4, 352, 20, 3000, 256),
+    preset(1, 32, 16, 6000, 16, 24),
+    preset(1, 64, 16, 5000, 16, 25),
+    preset(1, 96, 20, 4000, 32, 26),
+    preset(2, 64, 20, 4000, 32, 27),
+    preset(2, 96, 20, 4000, 64, 28),
+    preset(2, 128, 20, 4000, 128, 28),
+    preset(3, 128, 20, 4000, 128, 28),
+    preset(3, 256, 20, 3000, 256, 28),
+    preset(4, 352, 20, 3000, 256, 28),
 ];
+
+/// Mixing-table bytes per input byte, as a power of two: beyond this, a larger table would
+/// mostly stay empty; below it, high-order contexts start to evict each other.
+const MIX_BYTES_PER_INPUT_LOG2: u32 = 9;
 
 /// Each stream gets at least 4 MiB. Streams learn separately from their own data, so splitting
 /// costs ratio until each has several megabytes to learn from (the first 2 MB of bible.txt:
@@ -49,6 +56,7 @@ const fn preset(
     window: u16,
     lr_per_million: u32,
     max_streams: u32,
+    max_mix_log2: u8,
 ) -> Preset {
     Preset {
         layers,
@@ -56,6 +64,7 @@ const fn preset(
         window,
         learning_rate_q24: lr(lr_per_million),
         max_streams,
+        max_mix_log2,
     }
 }
 
@@ -69,6 +78,8 @@ const SEED: u64 = 0x6E6E_6770_7531;
 pub fn params_for(level: u8, input_len: u64) -> ModelParams {
     let p = PRESETS[(level.clamp(MIN_LEVEL, MAX_LEVEL) - 1) as usize];
     let streams = (input_len / MIN_STREAM_BYTES).clamp(1, p.max_streams as u64) as u32;
+    let needed = input_len.max(1).next_power_of_two().ilog2() + MIX_BYTES_PER_INPUT_LOG2;
+    let mix_log2 = needed.clamp(u32::from(*MIX_LOG2_RANGE.start()), u32::from(p.max_mix_log2)) as u8;
     ModelParams {
         layers: p.layers,
         cells: p.cells,
@@ -77,6 +88,7 @@ pub fn params_for(level: u8, input_len: u64) -> ModelParams {
         learning_rate_q24: p.learning_rate_q24,
         beta2_shift: BETA2_SHIFT,
         seed: SEED,
+        mix_log2,
     }
 }
 

@@ -1,0 +1,56 @@
+//! Adaptive probability maps (secondary estimation): a probability refined by what actually
+//! followed that probability in the same small context.
+//!
+//! For each context, 33 Q16 probabilities sampled at stretched inputs −2048, −1920, …, 2048;
+//! the output interpolates between the two samples around the input, and training moves the
+//! nearer sample towards the coded bit by `1/2^rate` of the distance.
+
+use super::logistic::{STRETCH_FRAC, squash, stretch};
+
+/// Samples per context.
+const SAMPLES: usize = 33;
+/// log2 of the stretched distance between samples.
+const SAMPLE_SHIFT: u32 = 7;
+
+/// An adaptive probability map over `contexts` contexts.
+#[derive(Clone, Debug)]
+pub struct Apm {
+    table: Vec<u16>,
+    /// The sample the last `refine` leaned on most, trained by `learn`.
+    nearest: usize,
+    rate: u32,
+}
+
+impl Apm {
+    /// A map for `contexts` contexts that starts as the identity, learning at `1/2^rate`.
+    pub fn new(contexts: usize, rate: u32) -> Apm {
+        let row: Vec<u16> = (0..SAMPLES as i32)
+            .map(|j| (squash((j - 16) << SAMPLE_SHIFT) * 16) as u16)
+            .collect();
+        Apm {
+            table: row.repeat(contexts),
+            nearest: 0,
+            rate,
+        }
+    }
+
+    /// `p` (12-bit) refined in context `ctx` (below the map's context count), 12-bit.
+    #[inline]
+    pub fn refine(&mut self, p: i32, ctx: usize) -> i32 {
+        let s = stretch(p) + (8 << STRETCH_FRAC); // 1..=4095
+        let lo = (s >> SAMPLE_SHIFT) as usize;
+        let w = s & ((1 << SAMPLE_SHIFT) - 1);
+        let i = ctx * SAMPLES + lo;
+        self.nearest = i + (w >> (SAMPLE_SHIFT - 1)) as usize;
+        let (a, b) = (i32::from(self.table[i]), i32::from(self.table[i + 1]));
+        (a * ((1 << SAMPLE_SHIFT) - w) + b * w) >> (SAMPLE_SHIFT + 4)
+    }
+
+    /// Trains the sample the last `refine` used most on the coded `bit`.
+    #[inline]
+    pub fn learn(&mut self, bit: u8) {
+        let t = &mut self.table[self.nearest];
+        let target = if bit != 0 { 65535 } else { 0 };
+        *t = (i32::from(*t) + ((target - i32::from(*t)) >> self.rate)) as u16;
+    }
+}

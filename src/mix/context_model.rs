@@ -1,0 +1,99 @@
+//! Hashed context models: for each context, the probability of each bit given the context and
+//! the byte's bits so far, learned by counters in a table of fixed size.
+//!
+//! Each context owns a table of 64-byte groups of 16 counters. At the start of each nibble a
+//! context's hash, with the byte's bits so far, picks a group: slot 0 holds a check value and
+//! slots 1..=15 the counters of the nibble's bit tree (node 1, then `2·node + bit`). A check
+//! that matches neither of two neighbouring groups replaces the less used one, so a collision
+//! costs a fresh start rather than borrowed statistics.
+
+use super::counter;
+use super::history::{CONTEXTS, mix64};
+use super::logistic::stretch;
+
+/// Counters per group (one check slot and 15 tree nodes).
+const GROUP: usize = 16;
+/// Hit-count limit of the counters: low enough to keep adapting to changing statistics.
+const COUNT_LIMIT: u32 = 255;
+
+/// The context models of one stream.
+#[derive(Clone, Debug)]
+pub struct ContextModels {
+    /// `CONTEXTS` tables one after the other, `groups` groups each.
+    slots: Vec<u32>,
+    groups: usize,
+    hashes: [u64; CONTEXTS],
+    /// First slot of each context's current group.
+    base: [usize; CONTEXTS],
+    /// Position in the nibble's bit tree (1..=15).
+    node: usize,
+}
+
+impl ContextModels {
+    /// Models with `table_bytes` bytes of counters per context (rounded down to a power of
+    /// two, at least two groups).
+    pub fn new(table_bytes: usize) -> ContextModels {
+        let groups = (table_bytes / (4 * GROUP)).max(2);
+        let groups = 1 << groups.ilog2();
+        ContextModels {
+            slots: vec![0; groups * GROUP * CONTEXTS],
+            groups,
+            hashes: [0; CONTEXTS],
+            base: [0; CONTEXTS],
+            node: 1,
+        }
+    }
+
+    /// Bytes of counters held.
+    pub fn bytes(table_bytes: usize) -> u64 {
+        let groups = (table_bytes / (4 * GROUP)).max(2);
+        (1u64 << groups.ilog2()) * (GROUP * CONTEXTS * 4) as u64
+    }
+
+    /// Sets the contexts for the next byte.
+    pub fn set_contexts(&mut self, hashes: [u64; CONTEXTS]) {
+        self.hashes = hashes;
+    }
+
+    /// Picks each context's group for the nibble starting now; `partial` is the byte's bits so
+    /// far with a leading 1 (1 at the first nibble, 16..=31 at the second).
+    pub fn start_nibble(&mut self, partial: u32) {
+        self.node = 1;
+        for (i, &h) in self.hashes.iter().enumerate() {
+            let key = mix64(h ^ u64::from(partial) << 48);
+            let check = (key >> 40) as u32 | 1;
+            let table = i * self.groups * GROUP;
+            let first = (key as usize) & (self.groups - 1);
+            let candidates = [first, first ^ 1].map(|g| table + g * GROUP);
+            self.base[i] = match candidates.iter().find(|&&b| self.slots[b] == check) {
+                Some(&b) => b,
+                None => {
+                    let [a, b] = candidates;
+                    let used = |g: usize| counter::count(self.slots[g + 1]);
+                    let victim = if used(b) < used(a) { b } else { a };
+                    self.slots[victim..victim + GROUP].fill(0);
+                    self.slots[victim] = check;
+                    victim
+                }
+            };
+        }
+    }
+
+    /// Appends each context's stretched prediction for the next bit to `inputs`.
+    #[inline]
+    pub fn predict(&self, inputs: &mut Vec<i32>) {
+        for &b in &self.base {
+            inputs.push(stretch(counter::p12(self.slots[b + self.node])));
+        }
+    }
+
+    /// Trains every context's counter on the coded `bit` and moves down the nibble's tree.
+    #[inline]
+    pub fn learn(&mut self, bit: u8) {
+        for &b in &self.base {
+            let s = &mut self.slots[b + self.node];
+            *s = counter::update(*s, bit, COUNT_LIMIT);
+        }
+        self.node = 2 * self.node + usize::from(bit);
+    }
+}

@@ -1,0 +1,90 @@
+//! Online logistic mixing: a weighted sum of stretched probabilities, trained after every bit
+//! to reduce coding cost.
+//!
+//! Inputs are Q8 log-odds (`±STRETCH_LIMIT`), weights Q16, the output the Q8 log-odds of the
+//! sum. A mixer holds several weight sets and a small context chooses one per bit, so the
+//! blend can differ by bit position or by how long the current match is. Training is the
+//! gradient of coding cost: `w += lr · x · (bit − p)`, in integers with round-half-up.
+
+use super::logistic::{PROB_ONE, STRETCH_LIMIT, squash};
+use crate::fixed::round_shift;
+
+/// Fraction bits of a weight.
+const WEIGHT_FRAC: u32 = 16;
+/// Weights are clamped to ±this (±32.0): far beyond any useful blend, only a guard.
+const WEIGHT_LIMIT: i64 = 32 << WEIGHT_FRAC;
+/// Shift that turns `x · err · rate` into a Q16 weight step: with `x` in Q8 and `err` in Q12,
+/// `rate` is the learning rate in units of 2^-10.
+const STEP_SHIFT: u32 = 14;
+
+/// A mixer of `inputs` inputs with `sets` weight sets.
+#[derive(Clone, Debug)]
+pub struct Mixer {
+    inputs: usize,
+    weights: Vec<i32>,
+    /// Start of the weight set chosen for the current bit.
+    selected: usize,
+    /// The current bit's 12-bit prediction, kept for training.
+    p: i32,
+}
+
+impl Mixer {
+    /// A mixer whose every weight set starts at `initial` (Q16) for each input.
+    pub fn new(inputs: usize, sets: usize, initial: i32) -> Mixer {
+        Mixer {
+            inputs,
+            weights: vec![initial; inputs * sets],
+            selected: 0,
+            p: PROB_ONE / 2,
+        }
+    }
+
+    /// Mixes `x` (exactly `inputs` values) with weight set `set` and returns the Q8 log-odds
+    /// of the result, within `±STRETCH_LIMIT`. `set` must be below the mixer's set count.
+    #[inline]
+    pub fn mix(&mut self, x: &[i32], set: usize) -> i32 {
+        self.selected = set * self.inputs;
+        let w = &self.weights[self.selected..self.selected + self.inputs];
+        let dot: i64 = x.iter().zip(w).map(|(&x, &w)| i64::from(x) * i64::from(w)).sum();
+        let st = round_shift(dot, WEIGHT_FRAC).clamp(-STRETCH_LIMIT as i64, STRETCH_LIMIT as i64) as i32;
+        self.p = squash(st);
+        st
+    }
+
+    /// Trains the weight set used by the last `mix` on the coded `bit`, with learning rate
+    /// `rate` (units of 2^-10), given the same inputs `x`.
+    #[inline]
+    pub fn learn(&mut self, x: &[i32], bit: u8, rate: i32) {
+        let err = i64::from((i32::from(bit) << 12) - self.p) * i64::from(rate);
+        if err == 0 {
+            return;
+        }
+        let w = &mut self.weights[self.selected..self.selected + self.inputs];
+        for (w, &x) in w.iter_mut().zip(x) {
+            let step = round_shift(i64::from(x) * err, STEP_SHIFT);
+            *w = (i64::from(*w) + step).clamp(-WEIGHT_LIMIT, WEIGHT_LIMIT) as i32;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mix::logistic::stretch;
+
+    #[test]
+    fn learns_to_trust_the_informative_input() {
+        // Input 0 is always right (p = 0.9 for the coming bit), input 1 is noise.
+        let mut m = Mixer::new(2, 1, 0);
+        let mut rng = crate::model::init::SplitMix64(3);
+        for _ in 0..20_000 {
+            let bit = (rng.next() & 1) as u8;
+            let good = stretch(if bit == 1 { 3686 } else { 410 });
+            let noise = stretch((rng.next() % 4000 + 48) as i32);
+            let x = [good, noise];
+            m.mix(&x, 0);
+            m.learn(&x, bit, 24);
+        }
+        assert!(m.weights[0] > 3 * m.weights[1].abs(), "{:?}", m.weights);
+    }
+}

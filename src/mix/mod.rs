@@ -1,0 +1,197 @@
+//! The context-mixing stage: turns the LSTM's prediction of each byte into the probability of
+//! each of its bits, mixes it with context models and a match model, refines the mix, and
+//! codes the bit.
+//!
+//! Per bit: the LSTM's table gives P(bit = 1 | the byte's bits so far) (`lstm_bits`); hashed
+//! order-1…6 and word contexts (`context_model`) and the longest recent match (`match_model`)
+//! give theirs; three logistic mixers with weight sets chosen by the partial byte, the match
+//! state and the previous byte blend them, a final mixer blends the three (`mixer`); two
+//! adaptive probability maps refine the result (`apm`); the arithmetic coder codes the bit;
+//! then every part learns from it. All of it is integer arithmetic run in one fixed order by
+//! encoder and decoder, on the CPU, whatever backend ran the LSTM: the archive's bits do not
+//! depend on the backend, the thread count or the machine.
+//!
+//! Each stream has its own stage (streams are independent segments of the input). The tables'
+//! total size is fixed by the header (`ModelParams::mix_log2`) and split evenly between the
+//! streams, so the stream count never multiplies memory.
+
+mod apm;
+mod context_model;
+mod counter;
+mod history;
+mod lstm_bits;
+mod logistic;
+mod match_model;
+mod mixer;
+
+use crate::coder::{BitCoder, CoderError};
+use apm::Apm;
+use context_model::ContextModels;
+use history::{CONTEXTS, History, mix64};
+use lstm_bits::LstmBits;
+use match_model::{LENGTH_BUCKETS, MatchModel};
+use mixer::Mixer;
+
+/// Inputs of the first-layer mixers: the LSTM, each context, the match model and a bias.
+const INPUTS: usize = 1 + CONTEXTS + 1 + 1;
+/// The bias input: a constant 1.0 (Q8 log-odds) whose weight learns a per-set offset.
+const BIAS: i32 = 256;
+/// Initial weight of every first-layer input (Q16): about an even blend.
+const INITIAL_WEIGHT: i32 = (1 << 16) / 4;
+/// First-layer mixers: chosen by the partial byte, by match state × bit position, and by the
+/// previous byte.
+const MIXERS: usize = 3;
+/// Learning rate of the first-layer mixers (units of 2^-10).
+const MIXER_RATE: i32 = 48;
+/// Learning rate of the final mixer (units of 2^-10).
+const FINAL_RATE: i32 = 24;
+/// APM learning rates (shift).
+const APM_RATE: u32 = 7;
+/// Smallest per-stream table budget (bytes).
+const MIN_STREAM_BYTES: u64 = 1 << 16;
+
+/// How one stream's `budget` bytes are split between the parts.
+#[derive(Clone, Copy, Debug)]
+struct Split {
+    context_table: usize,
+    match_history: usize,
+    match_table: usize,
+    apm_contexts: usize,
+}
+
+impl Split {
+    fn of(budget: u64) -> Split {
+        let b = budget as usize;
+        Split {
+            // Context tables take 7/8 of the budget; the match model and the APM the rest.
+            context_table: b / 8,
+            match_history: b / 16,
+            match_table: b / 32,
+            apm_contexts: 1 << (b / 64 / 66).clamp(256, 1 << 16).ilog2(),
+        }
+    }
+
+    fn bytes(&self) -> u64 {
+        ContextModels::bytes(self.context_table)
+            + MatchModel::bytes(self.match_history, self.match_table)
+            + (self.apm_contexts as u64 + 256) * 66
+            + (MIXERS as u64 * 256 * INPUTS as u64 + 4) * 4
+    }
+}
+
+/// The table budget of each stream when `2^mix_log2` bytes are shared by `streams` streams.
+pub fn stream_budget(mix_log2: u8, streams: u32) -> u64 {
+    let share = streams.max(1).next_power_of_two().ilog2();
+    ((1u64 << mix_log2) >> share).max(MIN_STREAM_BYTES)
+}
+
+/// Bytes the stage allocates for `streams` streams sharing `2^mix_log2` bytes: what a decoder
+/// must be able to hold (the memory limit counts it).
+pub fn state_bytes(mix_log2: u8, streams: u32) -> u64 {
+    Split::of(stream_budget(mix_log2, streams)).bytes() * u64::from(streams.max(1))
+}
+
+/// The mixing stage of one stream.
+#[derive(Clone, Debug)]
+pub struct StreamMixer {
+    lstm: LstmBits,
+    history: History,
+    contexts: ContextModels,
+    matches: MatchModel,
+    mixers: [Mixer; MIXERS],
+    last_layer: Mixer,
+    order0_apm: Apm,
+    order1_apm: Apm,
+    apm_mask: usize,
+    inputs: Vec<i32>,
+    mixed: [i32; MIXERS],
+}
+
+impl StreamMixer {
+    /// A fresh stage with a table budget of `budget` bytes (see `stream_budget`).
+    pub fn new(budget: u64) -> StreamMixer {
+        logistic::init();
+        let split = Split::of(budget);
+        StreamMixer {
+            lstm: LstmBits::default(),
+            history: History::default(),
+            contexts: ContextModels::new(split.context_table),
+            matches: MatchModel::new(split.match_history, split.match_table),
+            mixers: [
+                Mixer::new(INPUTS, 256, INITIAL_WEIGHT),
+                Mixer::new(INPUTS, LENGTH_BUCKETS * 8, INITIAL_WEIGHT),
+                Mixer::new(INPUTS, 256, INITIAL_WEIGHT),
+            ],
+            last_layer: Mixer::new(MIXERS, 1, (1 << 16) / MIXERS as i32),
+            order0_apm: Apm::new(256, APM_RATE),
+            order1_apm: Apm::new(split.apm_contexts, APM_RATE),
+            apm_mask: split.apm_contexts - 1,
+            inputs: Vec::with_capacity(INPUTS),
+            mixed: [0; MIXERS],
+        }
+    }
+
+    /// Codes one byte through `coder`, bit by bit from the top, and returns it. `table` is the
+    /// LSTM's frequency table for this byte; `byte` is the byte to encode (a decoder passes
+    /// anything: its coder ignores it).
+    pub fn code_byte(
+        &mut self,
+        table: &[u32; 256],
+        byte: u8,
+        coder: &mut impl BitCoder,
+    ) -> Result<u8, CoderError> {
+        self.lstm.load(table);
+        self.contexts.set_contexts(self.history.hashes());
+        let last = usize::from(self.history.last());
+        // The partial byte with a leading 1: 1, then 2..=3, … 128..=255.
+        let mut partial = 1u32;
+        for done in 0..8 {
+            if done == 0 || done == 4 {
+                self.contexts.start_nibble(partial);
+            }
+            let prefix = partial ^ (1 << done);
+            let p = self.predict(done, prefix, partial, last);
+            let bit = coder.code((byte >> (7 - done)) & 1, p as u16)?;
+            self.learn(done, bit);
+            partial = (partial << 1) | u32::from(bit);
+        }
+        let byte = partial as u8;
+        self.history.push(byte);
+        self.matches.push(byte, self.history.last8());
+        Ok(byte)
+    }
+
+    /// The final 12-bit probability (1..=4095) that the next bit is 1.
+    fn predict(&mut self, done: u32, prefix: u32, partial: u32, last: usize) -> i32 {
+        self.inputs.clear();
+        self.inputs.push(logistic::stretch(self.lstm.p1(done, prefix)));
+        self.contexts.predict(&mut self.inputs);
+        self.matches.predict(done, &mut self.inputs);
+        self.inputs.push(BIAS);
+        let sets = [
+            partial as usize,
+            self.matches.state() * 8 + done as usize,
+            last,
+        ];
+        for ((m, out), set) in self.mixers.iter_mut().zip(&mut self.mixed).zip(sets) {
+            *out = m.mix(&self.inputs, set);
+        }
+        let p = logistic::squash(self.last_layer.mix(&self.mixed, 0));
+        let order0 = self.order0_apm.refine(p, partial as usize);
+        let key = mix64(u64::from(partial) | (last as u64) << 8) as usize & self.apm_mask;
+        let order1 = self.order1_apm.refine(p, key);
+        ((p + order0 + 2 * order1 + 2) >> 2).clamp(1, logistic::PROB_ONE - 1)
+    }
+
+    /// Trains every part on the coded `bit`.
+    fn learn(&mut self, done: u32, bit: u8) {
+        for m in &mut self.mixers {
+            m.learn(&self.inputs, bit, MIXER_RATE);
+        }
+        self.last_layer.learn(&self.mixed, bit, FINAL_RATE);
+        self.order0_apm.learn(bit);
+        self.order1_apm.learn(bit);
+        self.contexts.learn(bit);
+        self.matches.learn(done, bit);
+    }
+}
