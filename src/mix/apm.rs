@@ -46,6 +46,24 @@ impl Apm {
         (a * ((1 << SAMPLE_SHIFT) - w) + b * w) >> (SAMPLE_SHIFT + 4)
     }
 
+    /// Starts loading context `ctx`'s samples into the cache (a hint with no effect on any
+    /// value), for a context the next bit may use.
+    #[inline(always)]
+    pub fn prefetch(&self, ctx: usize) {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(row) = self.table.get(ctx * SAMPLES..) {
+            // SAFETY: prefetching is a hint with no architectural effect, valid for any
+            // address, and SSE is part of the x86-64 baseline.
+            unsafe {
+                use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+                _mm_prefetch::<_MM_HINT_T0>(row.as_ptr().cast());
+                _mm_prefetch::<_MM_HINT_T0>(row.as_ptr().wrapping_add(SAMPLES - 1).cast());
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = ctx;
+    }
+
     /// Trains the sample the last `refine` used most on the coded `bit`.
     #[inline]
     pub fn learn(&mut self, bit: u8) {

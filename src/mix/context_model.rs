@@ -4,17 +4,37 @@
 //! Each context owns a table of 64-byte groups of 16 counters. At the start of each nibble a
 //! context's hash, with the byte's bits so far, picks a group: slot 0 holds a check value and
 //! slots 1..=15 the counters of the nibble's bit tree (node 1, then `2·node + bit`). A check
-//! that matches neither of two neighbouring groups replaces the less used one, so a collision
+//! that matches neither of two neighbouring groups (one 128-byte pair) replaces the less used one, so a collision
 //! costs a fresh start rather than borrowed statistics.
 
 use super::counter;
 use super::history::{CONTEXTS, mix64};
 use super::logistic::stretch;
+use super::table;
 
 /// Counters per group (one check slot and 15 tree nodes).
 const GROUP: usize = 16;
 /// Hit-count limit of the counters: low enough to keep adapting to changing statistics.
 const COUNT_LIMIT: u32 = 255;
+
+/// Asks the CPU to start loading `slots` into its cache (a no-op where no prefetch
+/// instruction is available). Prefetching reads nothing into the program, so it cannot change
+/// a single bit of the output.
+#[inline(always)]
+fn prefetch(slots: &[u32]) {
+    #[cfg(target_arch = "x86_64")]
+    for line in slots.chunks(GROUP) {
+        // SAFETY: prefetching is a hint with no architectural effect, valid for any address,
+        // and SSE is part of the x86-64 baseline.
+        unsafe {
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                line.as_ptr().cast(),
+            )
+        };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = slots;
+}
 
 /// The context models of one stream.
 #[derive(Clone, Debug)]
@@ -36,7 +56,7 @@ impl ContextModels {
         let groups = (table_bytes / (4 * GROUP)).max(2);
         let groups = 1 << groups.ilog2();
         ContextModels {
-            slots: vec![0; groups * GROUP * CONTEXTS],
+            slots: table::zeroed(groups * GROUP * CONTEXTS),
             groups,
             hashes: [0; CONTEXTS],
             base: [0; CONTEXTS],
@@ -50,31 +70,58 @@ impl ContextModels {
         (1u64 << groups.ilog2()) * (GROUP * CONTEXTS * 4) as u64
     }
 
-    /// Sets the contexts for the next byte.
+    /// Sets the contexts for the next byte and starts loading the groups its first nibble
+    /// will use, so the memory latency overlaps whatever runs before that byte is coded (in
+    /// the codec: the LSTM's next step).
     pub fn set_contexts(&mut self, hashes: [u64; CONTEXTS]) {
         self.hashes = hashes;
+        self.prefetch_nibble(1);
+    }
+
+    /// Starts loading the groups the nibble with partial byte `partial` would use (a hint:
+    /// no value changes). The codec calls it one bit ahead for both possible partial bytes.
+    pub fn prefetch_nibble(&self, partial: u32) {
+        for i in 0..CONTEXTS {
+            let (_, [a, _]) = self.locate(i, partial);
+            prefetch(&self.slots[a..a + 2 * GROUP]);
+        }
+    }
+
+    /// Context `i`'s check value and its two candidate groups (first slots) for the nibble
+    /// whose partial byte is `partial`.
+    #[inline(always)]
+    fn locate(&self, i: usize, partial: u32) -> (u32, [usize; 2]) {
+        let key = mix64(self.hashes[i] ^ u64::from(partial) << 48);
+        let check = (key >> 40) as u32 | 1;
+        let first = (key as usize) & (self.groups - 2);
+        let table = i * self.groups * GROUP;
+        (check, [first, first + 1].map(|g| table + g * GROUP))
     }
 
     /// Picks each context's group for the nibble starting now; `partial` is the byte's bits so
     /// far with a leading 1 (1 at the first nibble, 16..=31 at the second).
     pub fn start_nibble(&mut self, partial: u32) {
         self.node = 1;
-        for (i, &h) in self.hashes.iter().enumerate() {
-            let key = mix64(h ^ u64::from(partial) << 48);
-            let check = (key >> 40) as u32 | 1;
-            let table = i * self.groups * GROUP;
-            let first = (key as usize) & (self.groups - 1);
-            let candidates = [first, first ^ 1].map(|g| table + g * GROUP);
-            self.base[i] = match candidates.iter().find(|&&b| self.slots[b] == check) {
-                Some(&b) => b,
-                None => {
-                    let [a, b] = candidates;
-                    let used = |g: usize| counter::count(self.slots[g + 1]);
-                    let victim = if used(b) < used(a) { b } else { a };
-                    self.slots[victim..victim + GROUP].fill(0);
-                    self.slots[victim] = check;
-                    victim
-                }
+        // Every hash and address first, then every check value: the loads are independent,
+        // so their cache misses overlap instead of queueing behind each decision.
+        let mut checks = [0u32; CONTEXTS];
+        let mut pairs = [[0usize; 2]; CONTEXTS];
+        for i in 0..CONTEXTS {
+            (checks[i], pairs[i]) = self.locate(i, partial);
+        }
+        let heads = pairs.map(|[a, b]| [self.slots[a], self.slots[b]]);
+        for i in 0..CONTEXTS {
+            let [a, b] = pairs[i];
+            self.base[i] = if heads[i][0] == checks[i] {
+                a
+            } else if heads[i][1] == checks[i] {
+                b
+            } else {
+                let used = |g: usize| counter::count(self.slots[g + 1]);
+                let victim = if used(b) < used(a) { b } else { a };
+                self.slots[victim..victim + GROUP].fill(0);
+                self.slots[victim] = checks[i];
+                victim
             };
         }
     }

@@ -23,11 +23,12 @@ mod lstm_bits;
 mod logistic;
 mod match_model;
 mod mixer;
+mod table;
 
 use crate::coder::{BitCoder, CoderError};
 use apm::Apm;
 use context_model::ContextModels;
-use history::{CONTEXTS, History, mix64};
+use history::{CONTEXTS, History};
 use lstm_bits::LstmBits;
 use match_model::{LENGTH_BUCKETS, MatchModel};
 use mixer::Mixer;
@@ -67,7 +68,7 @@ impl Split {
             context_table: b / 8,
             match_history: b / 16,
             match_table: b / 32,
-            apm_contexts: 1 << (b / 64 / 66).clamp(256, 1 << 16).ilog2(),
+            apm_contexts: 1 << (b / 1024).clamp(256, 1 << 16).ilog2(),
         }
     }
 
@@ -112,7 +113,7 @@ impl StreamMixer {
     pub fn new(budget: u64) -> StreamMixer {
         logistic::init();
         let split = Split::of(budget);
-        StreamMixer {
+        let mut stage = StreamMixer {
             lstm: LstmBits::default(),
             history: History::default(),
             contexts: ContextModels::new(split.context_table),
@@ -128,7 +129,9 @@ impl StreamMixer {
             apm_mask: split.apm_contexts - 1,
             inputs: Vec::with_capacity(INPUTS),
             mixed: [0; MIXERS],
-        }
+        };
+        stage.contexts.set_contexts(stage.history.hashes());
+        stage
     }
 
     /// Codes one byte through `coder`, bit by bit from the top, and returns it. `table` is the
@@ -141,7 +144,6 @@ impl StreamMixer {
         coder: &mut impl BitCoder,
     ) -> Result<u8, CoderError> {
         self.lstm.load(table);
-        self.contexts.set_contexts(self.history.hashes());
         let last = usize::from(self.history.last());
         // The partial byte with a leading 1: 1, then 2..=3, … 128..=255.
         let mut partial = 1u32;
@@ -150,6 +152,10 @@ impl StreamMixer {
                 self.contexts.start_nibble(partial);
             }
             let prefix = partial ^ (1 << done);
+            if done == 3 {
+                self.contexts.prefetch_nibble(partial << 1);
+                self.contexts.prefetch_nibble(partial << 1 | 1);
+            }
             let p = self.predict(done, prefix, partial, last);
             let bit = coder.code((byte >> (7 - done)) & 1, p as u16)?;
             self.learn(done, bit);
@@ -158,6 +164,7 @@ impl StreamMixer {
         let byte = partial as u8;
         self.history.push(byte);
         self.matches.push(byte, self.history.last8());
+        self.contexts.set_contexts(self.history.hashes());
         Ok(byte)
     }
 
@@ -178,8 +185,12 @@ impl StreamMixer {
         }
         let p = logistic::squash(self.last_layer.mix(&self.mixed, 0));
         let order0 = self.order0_apm.refine(p, partial as usize);
-        let key = mix64(u64::from(partial) | (last as u64) << 8) as usize & self.apm_mask;
-        let order1 = self.order1_apm.refine(p, key);
+        let row = |partial: u32| (partial as usize | last << 8) & self.apm_mask;
+        let order1 = self.order1_apm.refine(p, row(partial));
+        if done < 7 {
+            self.order1_apm.prefetch(row(partial << 1));
+            self.order1_apm.prefetch(row(partial << 1 | 1));
+        }
         ((p + order0 + 2 * order1 + 2) >> 2).clamp(1, logistic::PROB_ONE - 1)
     }
 

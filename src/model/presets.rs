@@ -42,7 +42,7 @@ const PRESETS: [Preset; 9] = [
 
 /// Mixing-table bytes per input byte, as a power of two: beyond this, a larger table would
 /// mostly stay empty; below it, high-order contexts start to evict each other.
-const MIX_BYTES_PER_INPUT_LOG2: u32 = 9;
+const MIX_BYTES_PER_INPUT_LOG2: u32 = 6;
 
 /// Each stream gets at least 4 MiB. Streams learn separately from their own data, so splitting
 /// costs ratio until each has several megabytes to learn from (the first 2 MB of bible.txt:

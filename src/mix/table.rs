@@ -1,0 +1,33 @@
+//! Allocation of the stage's large tables.
+//!
+//! The context tables are read at random, a few cache lines per bit; with 4 KiB pages nearly
+//! every read also misses the TLB. On Linux the tables ask for transparent huge pages, which
+//! cuts those misses; it is a hint about memory layout only, so it cannot change a bit of the
+//! output, and where the kernel declines it (or on other systems) nothing else changes.
+
+/// A zeroed table of `len` counters (zeroed memory is what every table starts as).
+pub fn zeroed(len: usize) -> Vec<u32> {
+    let table = vec![0u32; len];
+    advise_huge_pages(&table);
+    table
+}
+
+#[cfg(target_os = "linux")]
+fn advise_huge_pages(table: &[u32]) {
+    const HUGE: usize = 2 << 20;
+    let start = table.as_ptr() as usize;
+    let end = start + std::mem::size_of_val(table);
+    // madvise wants page-aligned ranges; only whole huge pages inside the table qualify.
+    let first = start.next_multiple_of(HUGE);
+    if end > first + HUGE {
+        let len = (end - first) / HUGE * HUGE;
+        // SAFETY: the range lies inside `table`'s live allocation; MADV_HUGEPAGE changes no
+        // contents and its failure (old kernels, THP disabled) is harmless, so it is ignored.
+        unsafe {
+            libc::madvise(first as *mut libc::c_void, len, libc::MADV_HUGEPAGE);
+        }
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn advise_huge_pages(_table: &[u32]) {}
