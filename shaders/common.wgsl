@@ -63,7 +63,7 @@ fn adam_step(sum: i64, state: AdamState) -> AdamState {
     let m = u32(v >> (2u * shift)) & (RSQRT_ENTRIES - 1u);
     let mantissa = i64(tables[RSQRT_OFFSET + m]);
     let ratio = round_shift(g * mantissa, shift);
-    let step = round_shift(LEARNING_RATE * ratio, RSQRT_FRAC);
+    let step = round_shift(i64(step.learning_rate) * ratio, RSQRT_FRAC);
     return AdamState(clamp_i32(i64(state.w) - step, MASTER_LIMIT), v);
 }
 
@@ -75,6 +75,7 @@ struct Step {
     base: u32,
     // Stream-steps recorded in the window (for the updates).
     recorded: u32,
-    pad: u32,
+    // Adam's learning rate for the updates, Q24 (`model::schedule::learning_rate_q24`).
+    learning_rate: u32,
 }
 @group(0) @binding(1) var<uniform> step: Step;

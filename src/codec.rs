@@ -11,7 +11,7 @@ use crate::fixed::SYMBOLS;
 use crate::format::{self, FrameHeader};
 use crate::model::params::{MAX_STREAMS, ModelParams};
 use crate::mix::{self, StreamMixer};
-use crate::model::presets;
+use crate::model::{presets, schedule};
 
 /// How to compress or decompress.
 #[derive(Clone, Debug)]
@@ -151,7 +151,7 @@ fn run_schedule(
             progress(done);
         }
         if t % window == 0 && t < seg.segment {
-            backend.train(&targets)?;
+            backend.train(&targets, schedule::learning_rate_q24(params, done))?;
             targets.clear();
         }
     }

@@ -23,8 +23,10 @@ pub trait Backend {
     fn forward(&mut self, steps: &[&[u8]]) -> Result<&[u32], Error>;
 
     /// Back-propagates over the steps forwarded since the last `train` and updates the weights
-    /// once. `targets` holds, step by step, the symbol each active stream actually had.
-    fn train(&mut self, targets: &[u8]) -> Result<(), Error>;
+    /// once, with Adam's learning rate `learning_rate_q24` (Q24; see
+    /// `model::schedule::learning_rate_q24`). `targets` holds, step by step, the symbol each
+    /// active stream actually had.
+    fn train(&mut self, targets: &[u8], learning_rate_q24: u32) -> Result<(), Error>;
 }
 
 /// Which backend the user asked for.

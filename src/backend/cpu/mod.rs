@@ -76,7 +76,6 @@ struct Scratch {
 /// The CPU twin backend.
 pub struct CpuBackend {
     shape: Shape,
-    learning_rate_q24: u32,
     beta2_shift: u32,
     params: Vec<Param>,
     /// Hidden state per layer, `streams × cells`, Q12.
@@ -125,7 +124,6 @@ impl CpuBackend {
         let state = shape.streams * shape.cells;
         CpuBackend {
             shape,
-            learning_rate_q24: params.learning_rate_q24,
             beta2_shift: params.beta2_shift as u32,
             params: params_vec,
             h: vec![vec![0; state]; shape.layers],
@@ -351,10 +349,10 @@ impl Backend for CpuBackend {
         Ok(&self.window.freqs[start..])
     }
 
-    fn train(&mut self, targets: &[u8]) -> Result<(), Error> {
+    fn train(&mut self, targets: &[u8], learning_rate_q24: u32) -> Result<(), Error> {
         self.backward(targets);
         let opt = Optimizer {
-            lr_q24: self.learning_rate_q24 as i64,
+            lr_q24: i64::from(learning_rate_q24),
             beta2_shift: self.beta2_shift,
         };
         self.update(&opt);

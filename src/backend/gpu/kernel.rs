@@ -46,7 +46,6 @@ pub fn table_data() -> (Vec<i32>, [usize; 4]) {
 pub enum Value {
     U32(u32),
     I32(i32),
-    I64(i64),
     Bool(bool),
 }
 
@@ -95,7 +94,6 @@ pub fn render(name: &str, constants: &Constants) -> String {
         let decl = match value {
             Value::U32(v) => format!("const {key}: u32 = {v}u;\n"),
             Value::I32(v) => format!("const {key}: i32 = {v}i;\n"),
-            Value::I64(v) => format!("const {key}: i64 = {v}li;\n"),
             Value::Bool(v) => format!("const {key}: bool = {v};\n"),
         };
         out.push_str(&decl);

@@ -31,7 +31,7 @@ struct StepUniform {
     streams: u32,
     base: u32,
     recorded: u32,
-    pad: u32,
+    learning_rate: u32,
 }
 
 /// Kernels of one layer.
@@ -213,7 +213,6 @@ impl GpuBackend {
             c.insert("CELLS", Value::U32(cells as u32));
             c.insert("STREAMS", Value::U32(streams as u32));
             c.insert("BETA2_SHIFT", Value::U32(params.beta2_shift as u32));
-            c.insert("LEARNING_RATE", Value::I64(params.learning_rate_q24 as i64));
             c.insert("LAYER", Value::U32(0));
             c.insert("ROWS", Value::U32(0));
             c.insert("COLS", Value::U32(0));
@@ -445,12 +444,19 @@ impl GpuBackend {
     }
 
     /// Writes `struct Step` slot `slot` and returns its byte offset.
-    fn write_step(&self, slot: usize, streams: usize, base: usize, recorded: usize) -> u32 {
+    fn write_step(
+        &self,
+        slot: usize,
+        streams: usize,
+        base: usize,
+        recorded: usize,
+        learning_rate_q24: u32,
+    ) -> u32 {
         let uniform = StepUniform {
             streams: streams as u32,
             base: base as u32,
             recorded: recorded as u32,
-            pad: 0,
+            learning_rate: learning_rate_q24,
         };
         let offset = slot as u64 * self.step_stride;
         self.ctx
@@ -553,7 +559,7 @@ impl Backend for GpuBackend {
             let mut base = first_base;
             for (slot, inputs) in steps.iter().enumerate() {
                 let streams = inputs.len();
-                let at = self.write_step(slot, streams, base, 0);
+                let at = self.write_step(slot, streams, base, 0, 0);
                 for (l, lk) in self.layers.iter().enumerate() {
                     lk.input
                         .record(&mut pass, at, streams * self.shape.layer_inputs(l));
@@ -584,7 +590,7 @@ impl Backend for GpuBackend {
         Ok(&self.freqs)
     }
 
-    fn train(&mut self, targets: &[u8]) -> Result<(), Error> {
+    fn train(&mut self, targets: &[u8], learning_rate_q24: u32) -> Result<(), Error> {
         let recorded: usize = self.active.iter().sum();
         let targets: Vec<u32> = targets.iter().map(|&s| s as u32).collect();
         self.ctx
@@ -600,7 +606,7 @@ impl Backend for GpuBackend {
             let mut end = recorded;
             for (t, &streams) in self.active.iter().enumerate().rev() {
                 let base = end - streams;
-                let at = self.write_step(self.shape.window + t, streams, base, recorded);
+                let at = self.write_step(self.shape.window + t, streams, base, recorded, 0);
                 self.output_grad.record(&mut pass, at, streams * SYMBOLS);
                 self.head_input_grad
                     .record(&mut pass, at, streams * self.shape.head_inputs());
@@ -611,7 +617,7 @@ impl Backend for GpuBackend {
                 }
                 end = base;
             }
-            let at = self.write_step(2 * self.shape.window, 0, 0, recorded);
+            let at = self.write_step(2 * self.shape.window, 0, 0, recorded, learning_rate_q24);
             let rows = self.shape.gate_rows();
             for (l, lk) in self.layers.iter().enumerate() {
                 lk.update_matrix

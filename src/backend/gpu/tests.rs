@@ -93,7 +93,6 @@ fn run_kernel(
         ("CELLS", Value::U32(0)),
         ("STREAMS", Value::U32(0)),
         ("BETA2_SHIFT", Value::U32(13)),
-        ("LEARNING_RATE", Value::I64(67_108)),
         ("LAYER", Value::U32(0)),
         ("ROWS", Value::U32(0)),
         ("COLS", Value::U32(0)),
@@ -283,7 +282,7 @@ fn matrix_update_matches_the_twin() {
             ("ROWS", Value::U32(rows as u32)),
             ("COLS", Value::U32(cols as u32)),
         ],
-        [0, 0, n as u32, 0],
+        [0, 0, n as u32, 67_108],
         &[
             (as_u32(&dz), Access::Read),
             (as_u32(&x), Access::Read),
@@ -358,8 +357,8 @@ fn models_agree(params: ModelParams, steps: usize, seed: u64, batched: bool) {
         );
         if end - start == window {
             let targets = targets[start..end].concat();
-            cpu.train(&targets).unwrap();
-            gpu.train(&targets).unwrap();
+            cpu.train(&targets, params.learning_rate_q24).unwrap();
+            gpu.train(&targets, params.learning_rate_q24).unwrap();
         }
     }
     let want: Vec<Vec<i32>> = cpu
