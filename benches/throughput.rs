@@ -63,7 +63,7 @@ fn settings() -> Result<Settings, String> {
             level,
             backend,
             adapter: env_var("NNGPU_ADAPTER"),
-            streams: None,
+            ..Options::default()
         },
         limit,
     })

@@ -4,5 +4,6 @@
 
 pub mod init;
 pub mod layout;
+pub mod memory;
 pub mod params;
 pub mod presets;
