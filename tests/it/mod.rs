@@ -3,5 +3,6 @@
 mod cli;
 mod corrupt;
 mod cross_backend;
+mod golden;
 mod roundtrip;
 mod util;
