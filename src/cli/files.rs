@@ -53,14 +53,28 @@ pub fn io_message(err: &io::Error) -> String {
     }
 }
 
+/// Refuses standard input when it is a terminal (`path` is `None`): compressed data is never
+/// read from one, and typing into the compressor by accident is refused too unless `force`.
+pub fn refuse_terminal_input(path: Option<&Path>, mode: Mode, force: bool) -> Result<(), Problem> {
+    if path.is_some() || !io::stdin().is_terminal() {
+        return Ok(());
+    }
+    if mode.reads_archives() {
+        return Err(Problem::Error(
+            "compressed data is not read from a terminal".into(),
+        ));
+    }
+    if !force {
+        return Err(Problem::Error(
+            "standard input is a terminal: give a file, a pipe, or -f to type the input".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// Reads a whole input: the file at `path` (with its metadata, for the output's attributes),
-/// or standard input. Standard input that is a terminal is refused: compressed data is never
-/// read from one, and typing into `nngpu` by accident is refused too unless `force`.
-pub fn read_input(
-    path: Option<&Path>,
-    mode: Mode,
-    force: bool,
-) -> Result<(Vec<u8>, Option<Metadata>), Problem> {
+/// or standard input (after `refuse_terminal_input`).
+pub fn read_input(path: Option<&Path>) -> Result<(Vec<u8>, Option<Metadata>), Problem> {
     match path {
         Some(p) => {
             let mut file = File::open(p).map_err(|e| Problem::Error(io_message(&e)))?;
@@ -77,22 +91,8 @@ pub fn read_input(
             Ok((data, Some(meta)))
         }
         None => {
-            let stdin = io::stdin();
-            if stdin.is_terminal() {
-                if mode.reads_archives() {
-                    return Err(Problem::Error(
-                        "compressed data is not read from a terminal".into(),
-                    ));
-                }
-                if !force {
-                    return Err(Problem::Error(
-                        "standard input is a terminal: give a file, a pipe, or -f to type the input"
-                            .into(),
-                    ));
-                }
-            }
             let mut data = Vec::new();
-            stdin
+            io::stdin()
                 .lock()
                 .read_to_end(&mut data)
                 .map_err(|e| Problem::Error(io_message(&e)))?;

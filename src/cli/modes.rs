@@ -81,8 +81,9 @@ fn progress_bar(total: u64, settings: &Settings) -> ProgressBar {
 
 /// Compresses, decompresses or tests one input (`None`: standard input).
 pub fn code(settings: &Settings, input: Option<&Path>) -> Result<(), Problem> {
+    files::refuse_terminal_input(input, settings.mode, settings.force)?;
     let sink = choose_sink(settings, input)?;
-    let (data, meta) = files::read_input(input, settings.mode, settings.force)?;
+    let (data, meta) = files::read_input(input)?;
     let options = options(settings);
     let compress = settings.mode == Mode::Compress;
     let total = if compress {
@@ -151,7 +152,8 @@ fn summary(settings: &Settings, input: Option<&Path>, data: &[u8], outcome: &Out
 /// Lists one archive: a table row (after the header row for the first input), the details
 /// with -v, or one JSON line with --json.
 pub fn list(settings: &Settings, input: Option<&Path>, first: bool) -> Result<(), Problem> {
-    let (data, _) = files::read_input(input, Mode::List, settings.force)?;
+    files::refuse_terminal_input(input, Mode::List, settings.force)?;
+    let (data, _) = files::read_input(input)?;
     let listing = Listing::of_archive(&data).map_err(|e| Problem::Error(e.to_string()))?;
     let name = input.map_or(STDIN_NAME.into(), |p| p.display().to_string());
     let text = if settings.json {

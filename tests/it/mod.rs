@@ -4,5 +4,7 @@ mod cli;
 mod corrupt;
 mod cross_backend;
 mod golden;
+mod habits;
 mod roundtrip;
+mod terminal;
 mod util;
