@@ -91,8 +91,11 @@ fn options(memory_limit: u64) -> Options {
 }
 
 fn samples() -> Vec<Sample> {
-    let text = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/alice29.txt"))
-        .expect("tests/data/alice29.txt");
+    let text = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/alice29.txt"
+    ))
+    .expect("tests/data/alice29.txt");
     let mut out = Vec::new();
     for (original, streams) in [
         (text[1000..1256].to_vec(), None),
@@ -141,7 +144,11 @@ fn damage(kind: Kind, i: usize, rng: &mut Rng, samples: &[Sample]) -> (Vec<u8>, 
             }
         }
         Kind::Truncations => {
-            let len = if i < base.len() { i } else { rng.below(base.len()) };
+            let len = if i < base.len() {
+                i
+            } else {
+                rng.below(base.len())
+            };
             a.truncate(len);
         }
         Kind::PayloadFlips => {
@@ -293,12 +300,19 @@ fn known_bombs_are_refused(samples: &[Sample]) {
 
 fn main() {
     // `cargo test NAME` passes NAME to every test binary: run only when it names this suite.
-    let filters: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
+    let filters: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
     if std::env::args().any(|a| a == "--list") {
         println!("corruption_suite: test");
         return;
     }
-    if !filters.is_empty() && !filters.iter().any(|f| "corruption_suite".contains(f.as_str())) {
+    if !filters.is_empty()
+        && !filters
+            .iter()
+            .any(|f| "corruption_suite".contains(f.as_str()))
+    {
         return;
     }
     let seed = std::env::var("NNGPU_CORRUPTION_SEED")
@@ -323,7 +337,10 @@ fn main() {
     let verdicts: Vec<(usize, Verdict)> = cases
         .par_iter()
         .map(|(k, archive, which)| {
-            (*k, judge(archive, &samples[*which].original, SUITE_MEMORY_LIMIT))
+            (
+                *k,
+                judge(archive, &samples[*which].original, SUITE_MEMORY_LIMIT),
+            )
         })
         .collect();
     let _ = std::panic::take_hook();
@@ -360,7 +377,10 @@ fn main() {
     let peak = peak_rss();
     println!(
         "peak memory {} (cap {} MiB), memory limit {} MiB, {:.1} s",
-        peak.map_or("unknown".into(), |p| format!("{:.1} MiB", p as f64 / (1 << 20) as f64)),
+        peak.map_or("unknown".into(), |p| format!(
+            "{:.1} MiB",
+            p as f64 / (1 << 20) as f64
+        )),
         PEAK_MEMORY_CAP >> 20,
         SUITE_MEMORY_LIMIT >> 20,
         started.elapsed().as_secs_f64()
@@ -374,23 +394,34 @@ fn main() {
         failures.push(format!("{} panics", totals[3]));
     }
     if totals[4] > 0 {
-        failures.push(format!("{} damaged archives decoded to wrong data", totals[4]));
+        failures.push(format!(
+            "{} damaged archives decoded to wrong data",
+            totals[4]
+        ));
     }
     if totals[5] > 0 {
         failures.push(format!("{} errors without a message", totals[5]));
     }
     if let Some(peak) = peak.filter(|&p| p > PEAK_MEMORY_CAP) {
-        failures.push(format!("peak memory {peak} bytes above the cap {PEAK_MEMORY_CAP}"));
+        failures.push(format!(
+            "peak memory {peak} bytes above the cap {PEAK_MEMORY_CAP}"
+        ));
     }
     if !failures.is_empty() {
         // Show the first offending archive of each failing kind, so it can be replayed.
         for ((k, archive, which), (_, v)) in cases.iter().zip(&verdicts) {
-            if matches!(v, Verdict::Panicked | Verdict::AcceptedWrong | Verdict::EmptyMessage) {
+            if matches!(
+                v,
+                Verdict::Panicked | Verdict::AcceptedWrong | Verdict::EmptyMessage
+            ) {
                 eprintln!("{v:?}: {} (sample {which}): {archive:02x?}", KINDS[*k].1);
                 break;
             }
         }
-        eprintln!("corruption suite FAILED (seed {seed:#018x}): {}", failures.join("; "));
+        eprintln!(
+            "corruption suite FAILED (seed {seed:#018x}): {}",
+            failures.join("; ")
+        );
         std::process::exit(1);
     }
     println!("corruption suite passed");

@@ -201,10 +201,10 @@ pub struct Settings {
 pub fn parse(argv: impl IntoIterator<Item = OsString>) -> Result<Settings, clap::Error> {
     let mut argv: Vec<OsString> = argv.into_iter().collect();
     // A subcommand is the mode flag it stands for; later mode flags still win over it.
-    if let Some(first) = argv.get_mut(1) {
-        if let Some((_, flag)) = SUBCOMMANDS.iter().find(|(name, _)| first == name) {
-            *first = OsString::from(flag);
-        }
+    if let Some(first) = argv.get_mut(1)
+        && let Some((_, flag)) = SUBCOMMANDS.iter().find(|(name, _)| first == name)
+    {
+        *first = OsString::from(flag);
     }
     let cli = Cli::try_parse_from(argv)?;
     let mode = if cli.decompress {
@@ -284,7 +284,11 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         "m" | "mb" | "mib" => 20,
         "g" | "gb" | "gib" => 30,
         "t" | "tb" | "tib" => 40,
-        _ => return Err(format!("unknown size suffix in {text:?} (use K, M, G, KiB, MiB, GiB)")),
+        _ => {
+            return Err(format!(
+                "unknown size suffix in {text:?} (use K, M, G, KiB, MiB, GiB)"
+            ));
+        }
     };
     if number == 0 {
         return Ok(u64::MAX);
@@ -350,7 +354,10 @@ mod tests {
         assert_eq!(settings(&["a", "b"]).inputs.len(), 2);
         assert_eq!(settings(&["-c", "a"]).output, OutputChoice::Stdout);
         assert_eq!(settings(&["-o", "-", "a"]).output, OutputChoice::Stdout);
-        assert_eq!(settings(&["-o", "x", "a"]).output, OutputChoice::File("x".into()));
+        assert_eq!(
+            settings(&["-o", "x", "a"]).output,
+            OutputChoice::File("x".into())
+        );
         let argv = ["nngpu", "-o", "x", "a", "b"].map(OsString::from);
         assert!(parse(argv).is_err());
         let argv = ["nngpu", "--json", "a"].map(OsString::from);

@@ -78,7 +78,9 @@ pub fn read_input(path: Option<&Path>) -> Result<(Vec<u8>, Option<Metadata>), Pr
     match path {
         Some(p) => {
             let mut file = File::open(p).map_err(|e| Problem::Error(io_message(&e)))?;
-            let meta = file.metadata().map_err(|e| Problem::Error(io_message(&e)))?;
+            let meta = file
+                .metadata()
+                .map_err(|e| Problem::Error(io_message(&e)))?;
             if meta.is_dir() {
                 return Err(Problem::Warning("is a directory, skipping".into()));
             }
@@ -153,7 +155,8 @@ pub fn write_file(
     tmp.write_all(bytes)
         .map_err(|e| error("cannot write", &e))?;
     if let Some(meta) = like {
-        copy_attributes(tmp.as_file(), meta).map_err(|e| error("cannot set the mode or time", &e))?;
+        copy_attributes(tmp.as_file(), meta)
+            .map_err(|e| error("cannot set the mode or time", &e))?;
     }
     tmp.as_file()
         .sync_all()
@@ -206,7 +209,10 @@ mod tests {
         assert_eq!(ok(Mode::Compress, "a.txt", false), Some("a.txt.nng".into()));
         assert_eq!(ok(Mode::Compress, "a.nng", false), None);
         assert_eq!(ok(Mode::Compress, "a.nng", true), Some("a.nng.nng".into()));
-        assert_eq!(ok(Mode::Decompress, "d/a.txt.nng", false), Some("d/a.txt".into()));
+        assert_eq!(
+            ok(Mode::Decompress, "d/a.txt.nng", false),
+            Some("d/a.txt".into())
+        );
         assert_eq!(ok(Mode::Decompress, "a.txt", false), None);
         assert_eq!(ok(Mode::Decompress, ".nng", false), None);
         assert!(matches!(

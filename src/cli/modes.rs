@@ -52,15 +52,12 @@ fn choose_sink(settings: &Settings, input: Option<&Path>) -> Result<Sink, Proble
                 "compressed data is not written to a terminal (use -o FILE or redirect)".into(),
             ))
         }
-        Sink::File(out) if input.is_some_and(|p| files::same_file(p, out)) => Err(
-            Problem::Error(format!("is also the output {}", out.display())),
+        Sink::File(out) if input.is_some_and(|p| files::same_file(p, out)) => Err(Problem::Error(
+            format!("is also the output {}", out.display()),
+        )),
+        Sink::File(out) if !settings.force && out.symlink_metadata().is_ok() => Err(
+            Problem::Output(out.clone(), "already exists (use -f to overwrite)".into()),
         ),
-        Sink::File(out) if !settings.force && out.symlink_metadata().is_ok() => {
-            Err(Problem::Output(
-                out.clone(),
-                "already exists (use -f to overwrite)".into(),
-            ))
-        }
         _ => Ok(sink),
     }
 }
@@ -119,7 +116,13 @@ pub fn code(settings: &Settings, input: Option<&Path>) -> Result<(), Problem> {
 }
 
 /// `-v`: sizes, bits per byte, speed and backend of one run; `-vv` the model too.
-fn summary(settings: &Settings, input: Option<&Path>, data: &[u8], outcome: &Outcome, seconds: f64) {
+fn summary(
+    settings: &Settings,
+    input: Option<&Path>,
+    data: &[u8],
+    outcome: &Outcome,
+    seconds: f64,
+) {
     let name = input.map_or(STDIN_NAME.into(), |p| p.display().to_string());
     let (original, compressed) = if settings.mode == Mode::Compress {
         (data.len(), outcome.bytes.len())
@@ -131,7 +134,11 @@ fn summary(settings: &Settings, input: Option<&Path>, data: &[u8], outcome: &Out
     } else {
         compressed as f64 * 8.0 / original as f64
     };
-    let verdict = if settings.mode == Mode::Test { "OK, " } else { "" };
+    let verdict = if settings.mode == Mode::Test {
+        "OK, "
+    } else {
+        ""
+    };
     eprintln!(
         "{name}: {verdict}{original} -> {compressed} bytes, {bits_per_byte:.4} bits/byte, {:.1} KB/s, backend {}",
         original as f64 / seconds.max(1e-9) / 1000.0,
@@ -165,7 +172,11 @@ pub fn list(settings: &Settings, input: Option<&Path>, first: bool) -> Result<()
             "{:>6} {:>6} {:>12} {:>12} {:>7} {:>9}  {:<16} {:>10}  file\n",
             "frames", "blocks", "compressed", "original", "ratio", "bits/byte", "model", "memory"
         );
-        format!("{}{}\n", if first { header } else { String::new() }, row(&listing, &name))
+        format!(
+            "{}{}\n",
+            if first { header } else { String::new() },
+            row(&listing, &name)
+        )
     };
     files::write_stdout(text.as_bytes()).map_err(Problem::from_stdout)
 }
@@ -175,7 +186,10 @@ fn row(listing: &Listing, name: &str) -> String {
     let blocks: usize = listing.frames.iter().map(|f| f.blocks.len()).sum();
     let model = listing.frames.first().map_or(String::new(), |f| {
         let p = &f.header.params;
-        format!("-{} {}x{} s{}", f.header.preset, p.layers, p.cells, p.streams)
+        format!(
+            "-{} {}x{} s{}",
+            f.header.preset, p.layers, p.cells, p.streams
+        )
     });
     let memory = listing.memory().total() as f64 / (1u64 << 20) as f64;
     format!(
@@ -185,7 +199,9 @@ fn row(listing: &Listing, name: &str) -> String {
         listing.archive_bytes,
         listing.original_bytes(),
         listing.ratio().map_or("-".into(), |r| format!("{r:.3}")),
-        listing.bits_per_byte().map_or("-".into(), |b| format!("{b:.4}")),
+        listing
+            .bits_per_byte()
+            .map_or("-".into(), |b| format!("{b:.4}")),
         memory,
     )
 }
@@ -199,7 +215,9 @@ fn details(listing: &Listing) -> String {
         listing.archive_bytes,
         listing.original_bytes(),
         listing.ratio().map_or("-".into(), |r| format!("{r:.4}")),
-        listing.bits_per_byte().map_or("-".into(), |b| format!("{b:.4}")),
+        listing
+            .bits_per_byte()
+            .map_or("-".into(), |b| format!("{b:.4}")),
         describe_bytes(listing.memory().total()),
     );
     for (i, frame) in listing.frames.iter().enumerate() {

@@ -188,7 +188,11 @@ fn json_number(value: Option<f64>) -> String {
         Some(v) if v.is_finite() => {
             let s = format!("{v:.6}");
             let s = s.trim_end_matches('0').trim_end_matches('.');
-            if s.is_empty() || s == "-" { "0".into() } else { s.into() }
+            if s.is_empty() || s == "-" {
+                "0".into()
+            } else {
+                s.into()
+            }
         }
         _ => "null".into(),
     }
@@ -253,7 +257,9 @@ mod tests {
 
     #[test]
     fn json_has_every_documented_field() {
-        let json = Listing::of_archive(&archive()).unwrap().to_json("a \"b\"\n.nng");
+        let json = Listing::of_archive(&archive())
+            .unwrap()
+            .to_json("a \"b\"\n.nng");
         for field in [
             "\"file\":\"a \\\"b\\\"\\n.nng\"",
             "\"format_version\":1",

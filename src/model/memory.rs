@@ -80,8 +80,10 @@ pub fn model_state(params: &ModelParams) -> ModelMemory {
 
     // Per stream and layer: h, c and the carried gradients dh, dc (32 bits each); per stream:
     // gate pre-activations, logits, the head's and the widest layer's input gradients.
-    let per_stream = product(&[16, layers, cells])
-        .saturating_add(product(&[4, gate_rows + symbols + layers * cells + 2 * cells]));
+    let per_stream = product(&[16, layers, cells]).saturating_add(product(&[
+        4,
+        gate_rows + symbols + layers * cells + 2 * cells,
+    ]));
     let lstm_state = product(&[streams, per_stream]);
 
     // Per stream-step and layer: matrix input, gates, previous cell state, tanh of the cell

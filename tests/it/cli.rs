@@ -236,7 +236,9 @@ fn backend_from_the_environment() {
 fn the_last_level_wins_and_is_recorded() {
     let dir = temp_dir();
     fs::write(dir.path().join("l.txt"), short_text()).unwrap();
-    assert_ok(&run(nngpu(dir.path()).args(["compress", "-9", "-2", "l.txt"])));
+    assert_ok(&run(
+        nngpu(dir.path()).args(["compress", "-9", "-2", "l.txt"])
+    ));
     assert_eq!(fs::read(dir.path().join("l.txt.nng")).unwrap()[6], 2);
     assert_ok(&run(nngpu(dir.path()).args(["-2", "-f", "-1", "l.txt"])));
     assert_eq!(fs::read(dir.path().join("l.txt.nng")).unwrap()[6], 1);

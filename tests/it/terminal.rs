@@ -24,9 +24,15 @@ fn on_pty(dir: &Path, args: &str) -> Option<Output> {
         Ok(output) => Some(output),
         Err(e) => {
             let required = std::env::var("NNGPU_REQUIRE_PTY").is_ok_and(|v| v == "1");
-            assert!(!required, "NNGPU_REQUIRE_PTY=1 but `script` cannot run: {e}");
+            assert!(
+                !required,
+                "NNGPU_REQUIRE_PTY=1 but `script` cannot run: {e}"
+            );
             use std::io::Write;
-            let _ = writeln!(std::io::stderr(), "skipping a pty test: `script` cannot run: {e}");
+            let _ = writeln!(
+                std::io::stderr(),
+                "skipping a pty test: `script` cannot run: {e}"
+            );
             None
         }
     }
@@ -41,7 +47,9 @@ fn shown(output: &Output) -> String {
 fn compressed_data_is_never_read_from_a_terminal() {
     let dir = temp_dir();
     for args in ["-d", "-t", "-l", "decompress -c", "-d -f"] {
-        let Some(out) = on_pty(dir.path(), args) else { return };
+        let Some(out) = on_pty(dir.path(), args) else {
+            return;
+        };
         assert_eq!(out.status.code(), Some(1), "{args}: {}", shown(&out));
         assert!(
             shown(&out).contains("nngpu: (stdin): compressed data is not read from a terminal"),
@@ -50,9 +58,15 @@ fn compressed_data_is_never_read_from_a_terminal() {
         );
     }
     // Typing into the compressor by accident is refused too (-f reads the terminal).
-    let Some(out) = on_pty(dir.path(), "-1") else { return };
+    let Some(out) = on_pty(dir.path(), "-1") else {
+        return;
+    };
     assert_eq!(out.status.code(), Some(1));
-    assert!(shown(&out).contains("standard input is a terminal"), "{}", shown(&out));
+    assert!(
+        shown(&out).contains("standard input is a terminal"),
+        "{}",
+        shown(&out)
+    );
     assert!(names_in(dir.path()).is_empty());
 }
 
@@ -83,10 +97,22 @@ fn decompressed_data_may_go_to_a_terminal() {
     let dir = temp_dir();
     let d = dir.path();
     std::fs::write(d.join("f.nng"), pack(b"hello from the archive\n", 1)).unwrap();
-    let Some(out) = on_pty(d, "-dc f.nng") else { return };
+    let Some(out) = on_pty(d, "-dc f.nng") else {
+        return;
+    };
     assert_eq!(out.status.code(), Some(0), "{}", shown(&out));
-    assert!(shown(&out).contains("hello from the archive"), "{}", shown(&out));
-    let Some(out) = on_pty(d, "-d < f.nng") else { return };
+    assert!(
+        shown(&out).contains("hello from the archive"),
+        "{}",
+        shown(&out)
+    );
+    let Some(out) = on_pty(d, "-d < f.nng") else {
+        return;
+    };
     assert_eq!(out.status.code(), Some(0), "{}", shown(&out));
-    assert!(shown(&out).contains("hello from the archive"), "{}", shown(&out));
+    assert!(
+        shown(&out).contains("hello from the archive"),
+        "{}",
+        shown(&out)
+    );
 }

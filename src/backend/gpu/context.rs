@@ -46,8 +46,7 @@ pub fn adapter_matches(info: &wgpu::AdapterInfo, query: &str) -> bool {
 /// off standard error (see `quiet_stderr`).
 fn probe() -> Vec<wgpu::Adapter> {
     quiet_stderr(|| {
-        let instance =
-            wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle());
+        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle());
         pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()))
     })
 }
@@ -84,7 +83,11 @@ pub fn no_adapter_message(name: Option<&str>) -> String {
                 info.name,
                 info.backend,
                 info.device_type,
-                if usable { "" } else { ", no 64-bit shader integers" }
+                if usable {
+                    ""
+                } else {
+                    ", no 64-bit shader integers"
+                }
             )
         })
         .collect();
@@ -93,7 +96,9 @@ pub fn no_adapter_message(name: Option<&str>) -> String {
         None => "no GPU adapter with 64-bit shader integers".to_string(),
     };
     if seen.is_empty() {
-        format!("{what}; wgpu found no adapter at all (install a Vulkan driver, e.g. Debian's mesa-vulkan-drivers)")
+        format!(
+            "{what}; wgpu found no adapter at all (install a Vulkan driver, e.g. Debian's mesa-vulkan-drivers)"
+        )
     } else {
         format!("{what}; adapters found: {}", seen.join("; "))
     }

@@ -114,7 +114,9 @@ impl GpuBackend {
     pub fn open(adapter: Option<&str>, params: &ModelParams) -> Result<GpuBackend, Error> {
         let adapters = usable_adapters(adapter);
         let Some(chosen) = adapters.first() else {
-            return Err(Error::BackendUnavailable(context::no_adapter_message(adapter)));
+            return Err(Error::BackendUnavailable(context::no_adapter_message(
+                adapter,
+            )));
         };
         GpuBackend::on(chosen, params)
     }
