@@ -5,9 +5,9 @@
 //! on an error without a message, and on a peak resident set above `PEAK_MEMORY_CAP`. It
 //! prints, per kind of damage, how many archives were tried, rejected, accepted with the right
 //! data, panicked or accepted with wrong data, and the peak memory. Accepted with the right
-//! data is harmless and happens only where an edit touches nothing the decoder uses for that
-//! data: the learning rate or the seed of the empty or the one-byte sample, which decode
-//! without a single training step or prediction that matters.
+//! data is harmless: it happens only where an edited field plays no part in decoding that
+//! data, such as the window or learning rate of the empty and the one-byte sample, which
+//! decode without a single training step.
 //!
 //! A binary of its own (`harness = false` in Cargo.toml): its peak memory is the process's,
 //! not shared with other tests running beside it, and its report is printed by

@@ -13,7 +13,7 @@ use crate::model::layout::{GATES, Shape, TensorRole};
 use crate::model::params::ModelParams;
 
 /// The default memory limit: 1 GiB. Every preset at its largest stream count needs well under
-/// it (level 9 with 256 streams needs about 380 MiB, see the test below); archives written
+/// it (level 9 with 256 streams needs about 465 MiB, see the test below); archives written
 /// with many more `--streams` may need `--memory-limit` to decode.
 pub const DEFAULT_MEMORY_LIMIT: u64 = 1 << 30;
 
@@ -104,7 +104,7 @@ pub fn model_state(params: &ModelParams) -> ModelMemory {
     }
 }
 
-/// `bytes` for people: "380.2 MiB (398658048 bytes)", exact below 1 KiB.
+/// `bytes` for people: "1.5 MiB (1572864 bytes)", exact below 1 KiB.
 pub fn describe_bytes(bytes: u64) -> String {
     const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
     if bytes < 1024 {
