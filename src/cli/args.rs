@@ -70,6 +70,7 @@ struct Cli {
     json: bool,
 
     /// Input files; standard input if none or "-".
+    #[arg(value_name = "FILE")]
     files: Vec<PathBuf>,
     /// Output file ("-" for standard output); only with a single input.
     #[arg(short, long, value_name = "OUT")]

@@ -48,7 +48,8 @@ fn choose_sink(settings: &Settings, input: Option<&Path>) -> Result<Sink, Proble
         Sink::Stdout
             if settings.mode == Mode::Compress && !settings.force && io::stdout().is_terminal() =>
         {
-            Err(Problem::Error(
+            Err(Problem::Output(
+                "(stdout)".into(),
                 "compressed data is not written to a terminal (use -o FILE or redirect)".into(),
             ))
         }
