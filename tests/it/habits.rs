@@ -362,6 +362,21 @@ fn list_and_json() {
         "{}",
         lines[1]
     );
+    // Each line is one valid JSON document, frames → blocks even for a single frame.
+    let v: serde_json::Value = serde_json::from_str(lines[0]).expect("valid JSON");
+    assert_eq!(v["frames"].as_array().map(Vec::len), Some(1));
+    assert_eq!(v["frames"][0]["blocks"][0]["streams"], 1);
+    assert_eq!(v["frames"][0]["model"]["cells"], 32);
+    let memory = &v["decoder_memory"];
+    let parts: u64 = ["weights", "optimizer", "lstm_state", "window"]
+        .iter()
+        .map(|k| memory[k].as_u64().expect(k))
+        .sum();
+    assert_eq!(memory["total"].as_u64(), Some(parts));
+    let hash = v["frames"][0]["checksum"]["value"].as_str().map(str::len);
+    assert_eq!(hash, Some(16));
+    let v: serde_json::Value = serde_json::from_str(lines[1]).expect("valid JSON");
+    assert_eq!(v["original_bytes"], 0);
     // A damaged archive is an error in a listing too.
     write(d, "c.nng", b"\x89NNG");
     assert_fails(
