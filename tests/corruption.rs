@@ -298,21 +298,49 @@ fn known_bombs_are_refused(samples: &[Sample]) {
     }
 }
 
-fn main() {
-    // `cargo test NAME` passes NAME to every test binary: run only when it names this suite.
-    let filters: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with('-'))
-        .collect();
-    if std::env::args().any(|a| a == "--list") {
-        println!("corruption_suite: test");
-        return;
+/// The name libtest would give this suite, for `cargo test` filters.
+const NAME: &str = "corruption_suite";
+
+/// Whether libtest-style arguments select this suite: `cargo test NAME` passes NAME (and
+/// `--skip NAME`, `--test-threads N`, …) to every test binary, this one included.
+fn selected(mut args: impl Iterator<Item = String>) -> bool {
+    const TAKES_VALUE: [&str; 6] = [
+        "--test-threads",
+        "--logfile",
+        "--format",
+        "--color",
+        "-Z",
+        "--shuffle-seed",
+    ];
+    let (mut filters, mut skips, mut exact) = (Vec::new(), Vec::new(), false);
+    while let Some(arg) = args.next() {
+        if arg == "--list" {
+            println!("{NAME}: test");
+            return false;
+        } else if arg == "--exact" {
+            exact = true;
+        } else if arg == "--skip" {
+            skips.extend(args.next());
+        } else if let Some(skip) = arg.strip_prefix("--skip=") {
+            skips.push(skip.to_string());
+        } else if TAKES_VALUE.contains(&arg.as_str()) {
+            args.next();
+        } else if !arg.starts_with('-') {
+            filters.push(arg);
+        }
     }
-    if !filters.is_empty()
-        && !filters
-            .iter()
-            .any(|f| "corruption_suite".contains(f.as_str()))
-    {
+    let matches = |pattern: &String| {
+        if exact {
+            pattern == NAME
+        } else {
+            NAME.contains(pattern.as_str())
+        }
+    };
+    (filters.is_empty() || filters.iter().any(matches)) && !skips.iter().any(matches)
+}
+
+fn main() {
+    if !selected(std::env::args().skip(1)) {
         return;
     }
     let seed = std::env::var("NNGPU_CORRUPTION_SEED")

@@ -22,11 +22,9 @@ fn gpu_available() -> bool {
     // Once per run, on the real standard error: libtest hides `eprintln!` of passing tests.
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
-        use std::io::Write;
-        let _ = writeln!(
-            std::io::stderr(),
+        gpu::write_stderr_line(
             "skipping the cross-backend tests: no GPU adapter with 64-bit shader integers \
-             (NNGPU_REQUIRE_GPU=1 makes this a failure)"
+             (NNGPU_REQUIRE_GPU=1 makes this a failure)",
         );
     });
     false

@@ -116,14 +116,26 @@ pub fn no_adapter_message(name: Option<&str>) -> String {
 /// reach the terminal. `NNGPU_GPU_DIAGNOSTICS=1` keeps the loaders' messages, for debugging a
 /// driver. A global lock keeps two concurrent probes from saving each other's /dev/null as
 /// "the" standard error.
+/// Held while fd 2 is silenced, so that no other thread's probe or message sees /dev/null as
+/// standard error.
+static STDERR_LOCK: Mutex<()> = Mutex::new(());
+
+/// Writes `line` to the process's real standard error, after any probe running on another
+/// thread has restored it. For messages that must not be lost to `quiet_stderr` nor captured
+/// by the test harness (which captures `eprintln!`), such as a test saying why it skips.
+pub fn write_stderr_line(line: &str) {
+    use std::io::Write;
+    let _guard = STDERR_LOCK.lock().unwrap_or_else(|p| p.into_inner());
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
 fn quiet_stderr<T>(f: impl FnOnce() -> T) -> T {
     #[cfg(unix)]
     {
-        static LOCK: Mutex<()> = Mutex::new(());
         if std::env::var_os("NNGPU_GPU_DIAGNOSTICS").is_some_and(|v| v == "1") {
             return f();
         }
-        let _guard = LOCK.lock().unwrap_or_else(|p| p.into_inner());
+        let _guard = STDERR_LOCK.lock().unwrap_or_else(|p| p.into_inner());
         let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") else {
             return f();
         };

@@ -34,16 +34,13 @@ fn context() -> Option<GpuContext> {
 }
 
 /// Says once per process, on the real standard error, that the GPU tests are skipped and why.
-/// libtest captures `eprintln!` of passing tests, which hid this line in local runs; a write
-/// to `std::io::stderr()` itself is not captured.
+/// libtest captures `eprintln!` of passing tests, which hid this line in local runs.
 fn say_skipping(why: &str) {
-    use std::io::Write;
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
-        let _ = writeln!(
-            std::io::stderr(),
+        super::write_stderr_line(&format!(
             "skipping the GPU kernel tests: {why} (NNGPU_REQUIRE_GPU=1 makes this a failure)"
-        );
+        ));
     });
 }
 
