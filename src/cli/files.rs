@@ -103,6 +103,33 @@ pub fn read_input(path: Option<&Path>) -> Result<(Vec<u8>, Option<Metadata>), Pr
     }
 }
 
+/// The first `head` bytes of the file at `path` (fewer if it is shorter), its length, and its
+/// last `N` bytes (zeros if it is shorter): what a listing needs, without reading the rest.
+pub fn read_ends<const N: usize>(
+    path: &Path,
+    head: usize,
+) -> Result<(Vec<u8>, u64, [u8; N]), Problem> {
+    use std::io::{Seek, SeekFrom};
+    let fail = |e: io::Error| Problem::Error(io_message(&e));
+    let mut file = File::open(path).map_err(fail)?;
+    let meta = file.metadata().map_err(fail)?;
+    if meta.is_dir() {
+        return Err(Problem::Warning("is a directory, skipping".into()));
+    }
+    let len = meta.len();
+    let mut first = Vec::new();
+    (&mut file)
+        .take(head as u64)
+        .read_to_end(&mut first)
+        .map_err(fail)?;
+    let mut last = [0u8; N];
+    if len >= N as u64 {
+        file.seek(SeekFrom::End(-(N as i64))).map_err(fail)?;
+        file.read_exact(&mut last).map_err(fail)?;
+    }
+    Ok((first, len, last))
+}
+
 /// Whether `a` and `b` name the same existing file.
 pub fn same_file(a: &Path, b: &Path) -> bool {
     match (fs::canonicalize(a), fs::canonicalize(b)) {

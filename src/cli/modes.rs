@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use nngpu::format::HEADER_LEN;
 use nngpu::format::listing::{Listing, learning_rate};
 use nngpu::model::memory::describe_bytes;
 use nngpu::{Options, Outcome};
@@ -161,8 +162,15 @@ fn summary(
 /// with -v, or one JSON line with --json.
 pub fn list(settings: &Settings, input: Option<&Path>, first: bool) -> Result<(), Problem> {
     files::refuse_terminal_input(input, Mode::List, settings.force)?;
-    let (data, _) = files::read_input(input)?;
-    let listing = Listing::of_archive(&data).map_err(|e| Problem::Error(e.to_string()))?;
+    // A file is listed from its header and its last bytes alone, however large it is.
+    let listing = match input {
+        Some(path) => {
+            let (head, len, tail) = files::read_ends(path, HEADER_LEN)?;
+            Listing::of_ends(&head, len, tail)
+        }
+        None => Listing::of_archive(&files::read_input(None)?.0),
+    }
+    .map_err(|e| Problem::Error(e.to_string()))?;
     let name = input.map_or(STDIN_NAME.into(), |p| p.display().to_string());
     let text = if settings.json {
         format!("{}\n", listing.to_json(&name))

@@ -79,6 +79,40 @@ impl Listing {
         })
     }
 
+    /// Lists an archive of `archive_bytes` bytes from its first bytes `head` (the header, or
+    /// whatever there is of it) and its last 8 bytes `tail`, without reading the payload:
+    /// the same result and the same errors as `of_archive` on the whole archive.
+    pub fn of_ends(
+        head: &[u8],
+        archive_bytes: u64,
+        tail: [u8; TRAILER_LEN],
+    ) -> Result<Listing, FormatError> {
+        let header = FrameHeader::parse(head)?;
+        let needed = (HEADER_LEN as u64)
+            .saturating_add(header.payload_len)
+            .saturating_add(TRAILER_LEN as u64);
+        if archive_bytes < needed {
+            return Err(FormatError::Truncated {
+                needed,
+                got: archive_bytes,
+            });
+        }
+        if archive_bytes > needed {
+            return Err(FormatError::TrailingBytes {
+                extra: archive_bytes - needed,
+            });
+        }
+        let frame = Frame {
+            header,
+            payload: &[],
+            content_hash: u64::from_le_bytes(tail),
+        };
+        Ok(Listing {
+            archive_bytes,
+            frames: vec![FrameListing::of(&frame, 0)],
+        })
+    }
+
     /// Original bytes of all frames.
     pub fn original_bytes(&self) -> u64 {
         self.frames.iter().map(|f| f.header.original_len).sum()
@@ -253,6 +287,22 @@ mod tests {
         );
         assert_eq!(listing.bits_per_byte(), Some(660.0 * 8.0 / 1000.0));
         assert!(Listing::of_archive(&bytes[..100]).is_err());
+    }
+
+    #[test]
+    fn the_ends_list_as_the_whole_archive_does() {
+        let mut bytes = archive();
+        bytes.extend_from_slice(b"tail");
+        for len in 0..bytes.len() {
+            let whole = &bytes[..len];
+            let head = &whole[..len.min(HEADER_LEN)];
+            let mut tail = [0; TRAILER_LEN];
+            if len >= TRAILER_LEN {
+                tail.copy_from_slice(&whole[len - TRAILER_LEN..]);
+            }
+            let from_ends = Listing::of_ends(head, len as u64, tail);
+            assert_eq!(from_ends, Listing::of_archive(whole), "length {len}");
+        }
     }
 
     #[test]

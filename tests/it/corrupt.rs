@@ -93,8 +93,7 @@ fn foreign_data_is_not_an_archive() {
     let png = [
         0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A, 0, 0, 0, 0x0D,
     ];
-    let mut zeros = vec![0u8; 100];
-    zeros[0] = 0;
+    let zeros = [0u8; 100];
     for (name, bytes) in [
         (
             "text",
