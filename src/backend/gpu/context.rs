@@ -31,15 +31,20 @@ const ALIASES: [(&str, &str); 1] = [("lavapipe", "llvmpipe")];
 /// Whether `query` names the adapter `info`: a case-insensitive part of its name, driver or
 /// driver details, or of the name an alias of `query` stands for.
 pub fn adapter_matches(info: &wgpu::AdapterInfo, query: &str) -> bool {
+    names_match(&[&info.name, &info.driver, &info.driver_info], query)
+}
+
+/// Whether `query` (or what an alias in it stands for) is a case-insensitive part of one of
+/// `fields`.
+fn names_match(fields: &[&str], query: &str) -> bool {
     let query = query.to_lowercase();
-    let haystack = [&info.name, &info.driver, &info.driver_info]
-        .map(|s| s.to_lowercase())
-        .join("\n");
     let alias = ALIASES
         .iter()
         .find(|(alias, _)| query.contains(alias))
         .map(|(alias, real)| query.replace(alias, real));
-    haystack.contains(&query) || alias.is_some_and(|a| haystack.contains(&a))
+    fields.iter().map(|f| f.to_lowercase()).any(|field| {
+        field.contains(&query) || alias.as_ref().is_some_and(|a| field.contains(a.as_str()))
+    })
 }
 
 /// Every adapter wgpu can see, usable or not, with the Vulkan and Mesa loaders' messages kept
@@ -205,6 +210,28 @@ impl GpuContext {
         match slot.as_ref() {
             Some(e) => Err(Error::Gpu(e.clone())),
             None => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::names_match;
+
+    #[test]
+    fn lavapipe_names_llvmpipe_and_names_match_in_any_case() {
+        let fields = [
+            "llvmpipe (LLVM 15.0.6, 256 bits)",
+            "llvmpipe",
+            "Mesa 22.3.6 (LLVM 15.0.6)",
+        ];
+        for query in [
+            "lavapipe", "LavaPipe", "llvmpipe", "LLVM", "mesa", "256 bits",
+        ] {
+            assert!(names_match(&fields, query), "{query}");
+        }
+        for query in ["nvidia", "swiftshader", "lavapipe2"] {
+            assert!(!names_match(&fields, query), "{query}");
         }
     }
 }

@@ -21,9 +21,7 @@ use crate::model::init::initial_weights;
 use crate::model::layout::{Shape, TensorRole, layer_tensors};
 use crate::model::params::ModelParams;
 use context::GpuContext;
-pub use context::{
-    adapter_matches, is_software, no_adapter_message, usable_adapters, write_stderr_line,
-};
+pub use context::{is_software, no_adapter_message, usable_adapters, write_stderr_line};
 use kernel::{Access, Constants, Kernel, Value};
 
 /// Per-dispatch values, as `struct Step` in `shaders/common.wgsl`.
