@@ -353,6 +353,10 @@ mod tests {
         assert_eq!(settings(&[]).inputs, [None]);
         assert_eq!(settings(&["-"]).inputs, [None]);
         assert_eq!(settings(&["a", "b"]).inputs.len(), 2);
+        // Files may sit between flags; a repeated option takes its last value.
+        assert_eq!(settings(&["a", "-v", "b", "-1", "c"]).inputs.len(), 3);
+        let last = settings(&["-o", "x", "-o", "y", "a"]).output;
+        assert_eq!(last, OutputChoice::File("y".into()));
         assert_eq!(settings(&["-c", "a"]).output, OutputChoice::Stdout);
         assert_eq!(settings(&["-o", "-", "a"]).output, OutputChoice::Stdout);
         assert_eq!(
