@@ -402,6 +402,16 @@ fn main() {
         "{:<27} {:>6} {:>8} {:>14} {:>7} {:>13} {:>9}",
         "total", totals[0], totals[1], totals[2], totals[3], totals[4], totals[5]
     );
+    let mut right_by_sample = [0usize; 4];
+    for ((_, _, which), (_, v)) in cases.iter().zip(&verdicts) {
+        if *v == Verdict::AcceptedRight {
+            right_by_sample[*which] += 1;
+        }
+    }
+    println!(
+        "accepted with the right data, by sample (text, text in 3 streams, empty, one byte): \
+         {right_by_sample:?}"
+    );
     let peak = peak_rss();
     println!(
         "peak memory {} (cap {} MiB), memory limit {} MiB, {:.1} s",
