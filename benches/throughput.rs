@@ -7,7 +7,7 @@
 //! ```
 //!
 //! Without file arguments it reads `alice29.txt`, `book1` and `bible.txt` from
-//! `../shared/corpus` (or `NNGPU_CORPUS`), skipping missing files. For each file it compresses
+//! `../shared/corpus` (or `NNGPU_CORPUS`), skipping missing files (and failing if none is left). For each file it compresses
 //! and decompresses once, checks the round trip, and prints one line: sizes, bits per byte,
 //! compression and decompression speed, the backend, and the `xz -9e` size from the corpus's
 //! `BASELINES.md` when it lists the file (only for whole files, not for `NNGPU_BENCH_LIMIT`
@@ -63,7 +63,7 @@ fn settings() -> Result<Settings, String> {
             level,
             backend,
             adapter: env_var("NNGPU_ADAPTER"),
-            streams: None,
+            ..Options::default()
         },
         limit,
     })
@@ -183,11 +183,21 @@ fn main() -> ExitCode {
         "file", "bytes", "nngpu", "bpb", "comp KB/s", "dec KB/s", "xz -9e", "(bpb)"
     );
     let mut failed = false;
+    let mut benched = 0;
     for file in &files {
-        if let Err(e) = bench(file, &corpus, &settings) {
-            eprintln!("throughput: {e}");
-            failed = true;
+        match bench(file, &corpus, &settings) {
+            Ok(ran) => benched += usize::from(ran),
+            Err(e) => {
+                eprintln!("throughput: {e}");
+                failed = true;
+            }
         }
+    }
+    // A run that measured nothing is a failure, not a quiet success (a missing corpus would
+    // otherwise pass in CI).
+    if benched == 0 {
+        eprintln!("throughput: no file could be read (set NNGPU_CORPUS or name files to bench)");
+        failed = true;
     }
     if failed {
         ExitCode::FAILURE

@@ -36,8 +36,8 @@ fn exp_neg(d: i32) -> i32 {
     return interpolate(EXP_OFFSET, d);
 }
 
-// One Adam step of one weight, as `kernels::adam_step`. Returns false when `sum` is 0
-// (nothing changes).
+// One Adam step of one weight, as `kernels::adam_step`. Returns `state` unchanged when `sum`
+// is 0.
 struct AdamState {
     w: i32,
     v: u64,

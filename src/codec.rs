@@ -9,6 +9,7 @@ use crate::coder::{BinaryDecoder, BinaryEncoder, CoderError};
 use crate::error::Error;
 use crate::fixed::SYMBOLS;
 use crate::format::{self, FrameHeader};
+use crate::model::memory::{self, DEFAULT_MEMORY_LIMIT};
 use crate::model::params::{MAX_STREAMS, ModelParams};
 use crate::mix::{self, StreamMixer};
 use crate::model::{presets, schedule};
@@ -26,6 +27,9 @@ pub struct Options {
     /// only; clamped to `1..=MAX_STREAMS` and to the input's length). More streams run faster
     /// on a GPU and compress less well.
     pub streams: Option<u32>,
+    /// Most bytes of model state (`model::memory::model_state`) a run may allocate; a header
+    /// or preset asking for more is refused with `Error::MemoryLimit` before any allocation.
+    pub memory_limit: u64,
 }
 
 impl Default for Options {
@@ -35,6 +39,7 @@ impl Default for Options {
             backend: BackendChoice::Auto,
             adapter: None,
             streams: None,
+            memory_limit: DEFAULT_MEMORY_LIMIT,
         }
     }
 }
@@ -159,6 +164,25 @@ fn run_schedule(
     Ok(())
 }
 
+/// `streams` capped at the input's length: streams past it would be empty, and the format
+/// does not allow them. Computed in `u64`, since a length of k·2^32 bytes must not wrap.
+fn streams_for_len(streams: u32, len: usize) -> u32 {
+    let cap = u32::try_from((len as u64).max(1)).unwrap_or(u32::MAX);
+    streams.min(cap)
+}
+
+/// Refuses a model whose state exceeds `options.memory_limit`, before anything is allocated.
+fn check_memory(params: &ModelParams, options: &Options) -> Result<(), Error> {
+    let needed = memory::model_state(params).total();
+    if needed > options.memory_limit {
+        return Err(Error::MemoryLimit {
+            needed,
+            limit: options.memory_limit,
+        });
+    }
+    Ok(())
+}
+
 /// Compresses `data` into a complete archive.
 pub fn compress(data: &[u8], options: &Options) -> Result<Outcome, Error> {
     compress_with_progress(data, options, &mut |_| {})
@@ -183,8 +207,8 @@ pub fn compress_with_progress(
     if let Some(streams) = options.streams {
         params.streams = streams.clamp(1, MAX_STREAMS);
     }
-    // Streams past the data's length would be empty (and the format does not allow them).
-    params.streams = params.streams.min(data.len().max(1) as u32);
+    params.streams = streams_for_len(params.streams, data.len());
+    check_memory(&params, options)?;
     let mut backend = backend::open(options.backend, options.adapter.as_deref(), &params)?;
     let mut mixers = stream_mixers(&params)?;
     let mut encoder = BinaryEncoder::new();
@@ -221,7 +245,10 @@ pub fn decompress_with_progress(
 ) -> Result<Outcome, Error> {
     let frame = format::parse_frame(archive)?;
     let params = frame.header.params;
-    let len = frame.header.original_len as usize;
+    check_memory(&params, options)?;
+    // A length that does not fit in usize (on a 32-bit target) cannot be held either.
+    let len = usize::try_from(frame.header.original_len)
+        .map_err(|_| Error::OutOfMemory(frame.header.original_len))?;
     let mut backend = backend::open(options.backend, options.adapter.as_deref(), &params)?;
     let mut out = Vec::new();
     out.try_reserve_exact(len)
@@ -258,4 +285,20 @@ pub fn decompress_with_progress(
         bytes: out,
         backend: backend.describe(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::streams_for_len;
+
+    #[test]
+    fn stream_cap_does_not_wrap_at_multiples_of_four_gib() {
+        assert_eq!(streams_for_len(16, 0), 1);
+        assert_eq!(streams_for_len(16, 3), 3);
+        assert_eq!(streams_for_len(16, 1000), 16);
+        if let Ok(len) = usize::try_from(1u64 << 32) {
+            assert_eq!(streams_for_len(16, len), 16);
+            assert_eq!(streams_for_len(65_536, 3 * len + 5), 65_536);
+        }
+    }
 }

@@ -1,12 +1,15 @@
 //! The library's typed errors.
 
 use crate::format::FormatError;
+use crate::model::memory::describe_bytes;
 
 /// Everything that can go wrong in compressing or decompressing.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The archive is not a valid nngpu archive (bad header, truncated, corrupt).
-    #[error("{0}")]
+    // Transparent: the format error is the whole message, so a chain printer (anyhow's
+    // `{:#}`) must not find it a second time as the source.
+    #[error(transparent)]
     Format(#[from] FormatError),
     /// The payload does not decode to the length the header announces.
     #[error("corrupt archive: the compressed data ends early or holds extra bytes")]
@@ -34,6 +37,19 @@ pub enum Error {
     /// The decoded data would not fit in memory.
     #[error("cannot allocate {0} bytes for the decoded data")]
     OutOfMemory(u64),
+    /// The model a header (or the chosen preset) describes needs more memory than the limit
+    /// allows; refused before anything is allocated.
+    #[error(
+        "the model needs {} of memory, above the limit of {} (raise it with --memory-limit)",
+        describe_bytes(*needed),
+        describe_bytes(*limit)
+    )]
+    MemoryLimit {
+        /// Bytes of model state the model needs (`model::memory::model_state`).
+        needed: u64,
+        /// The limit in force.
+        limit: u64,
+    },
     /// The input is larger than this version can compress in one frame.
     #[error("input of {0} bytes is larger than the 1 TiB one frame can hold")]
     InputTooLarge(u64),

@@ -18,9 +18,13 @@
 //!
 //! Overflow is excluded by bounds, not hoped away: a Q12·Q12 product of a forward weight
 //! (`|w| ≤ 32767`) and an activation (`|x| ≤ 4096`) is below 2^27, so any 16 of them sum in
-//! `i32`, and longer sums are exact in `i64`. Gradient products are below 2^27 · 2^15 = 2^42,
-//! and a window sums at most `MAX_STREAMS · MAX_WINDOW` = 2^22 of them: below 2^64. Since all
-//! such sums are exact, their order does not matter, which leaves GPU reductions free.
+//! `i32`, and longer sums are exact in `i64`. An input gradient sums products of a forward
+//! weight and a gradient (`|g| ≤ GRAD_LIMIT` = 2^27), each below 2^15 · 2^27 = 2^42, over at
+//! most 3 · `MAX_CELLS` = 3072 rows: below 2^54. A weight gradient sums products of a gradient
+//! and an activation (or a gradient shifted left by 12), each at most 2^27 · 2^12 = 2^39, over
+//! at most `MAX_STREAMS · MAX_WINDOW` = 2^22 stream-steps of a window: below 2^61. Both stay
+//! inside `i64` (2^63). Since all such sums are exact, their order does not matter, which
+//! leaves GPU reductions free.
 //!
 //! Rounding is round-half-up on an arithmetic shift, `(x + 2^(s-1)) >> s`, which WGSL and
 //! Rust compute identically on `i32` and `i64`.

@@ -3,8 +3,12 @@
 //! - `roundtrip`: the library (`nngpu::compress` / `nngpu::decompress`) on edge cases, random
 //!   and repetitive data, the seed's digit data and real text, plus determinism.
 //! - `cli`: the `nngpu` binary's file naming, standard streams, overwrite rules and flags.
+//! - `habits`: zstd's and xz's habits, one test per row of README.md's habits table.
+//! - `terminal`: terminals on standard input and output, under a pseudo-terminal (`script`).
 //! - `corrupt`: flipped bits, truncation, foreign files and trailing bytes are errors, never
 //!   panics and never a half-written output.
+//! - `golden`: the committed golden archive still decodes, and compressing its input still
+//!   gives exactly its bytes (`NNGPU_REGENERATE_GOLDEN=1` rewrites it after a version bump).
 //! - `cross_backend`: GPU and CPU archives are identical and decode on either backend (skipped
 //!   without an adapter unless `NNGPU_REQUIRE_GPU=1`).
 //!

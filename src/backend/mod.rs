@@ -32,8 +32,8 @@ pub trait Backend {
 /// Which backend the user asked for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BackendChoice {
-    /// A hardware GPU if there is one, else the fastest of the software adapter and the CPU
-    /// twin.
+    /// A hardware GPU if there is one (or the adapter named, even a software one), else the
+    /// CPU twin; also the CPU twin when the GPU cannot hold the model.
     Auto,
     /// A GPU adapter through wgpu (hardware or software); an error if none can run the model.
     Gpu,
@@ -52,11 +52,11 @@ pub fn open(
         BackendChoice::Cpu => Ok(Box::new(cpu::CpuBackend::new(params))),
         BackendChoice::Gpu => Ok(Box::new(gpu::GpuBackend::open(adapter, params)?)),
         // A software adapter runs these kernels far slower than the CPU twin (see the
-        // benchmark figures in README.md), so `auto` takes the GPU only when it is hardware.
-        // `auto` falls back to the CPU twin when the GPU cannot hold this model (a limit,
-        // a missing feature); the archive is the same either way.
+        // benchmark figures in README.md), so `auto` never picks one by itself, only when
+        // the user names it. `auto` falls back to the CPU twin when the GPU cannot hold
+        // this model (a limit, a missing feature); the archive is the same either way.
         BackendChoice::Auto => match gpu::usable_adapters(adapter).first() {
-            Some(best) if !gpu::is_software(&best.get_info()) => {
+            Some(best) if adapter.is_some() || !gpu::is_software(&best.get_info()) => {
                 match gpu::GpuBackend::on(best, params) {
                     Ok(gpu) => Ok(Box::new(gpu)),
                     Err(Error::BackendUnavailable(_)) => Ok(Box::new(cpu::CpuBackend::new(params))),

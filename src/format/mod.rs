@@ -7,6 +7,7 @@
 //! root is the byte-level specification.
 
 mod header;
+pub mod listing;
 
 pub use header::{FrameHeader, MAX_ORIGINAL_LEN};
 

@@ -4,6 +4,7 @@
 
 pub mod init;
 pub mod layout;
+pub mod memory;
 pub mod params;
 pub mod presets;
 pub mod schedule;

@@ -3,5 +3,8 @@
 mod cli;
 mod corrupt;
 mod cross_backend;
+mod golden;
+mod habits;
 mod roundtrip;
+mod terminal;
 mod util;

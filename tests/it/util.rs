@@ -13,8 +13,7 @@ pub fn cpu(level: u8) -> Options {
     Options {
         level,
         backend: BackendChoice::Cpu,
-        adapter: None,
-        streams: None,
+        ..Options::default()
     }
 }
 

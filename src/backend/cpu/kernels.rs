@@ -1,6 +1,10 @@
-//! The CPU twin of every GPU kernel: plain integer Rust, one function per WGSL shader of the
-//! same name. These functions *define* the model's arithmetic; the shaders are tested against
-//! them bit for bit. Each works on all active streams of one step (`streams` rows of its
+//! The CPU twin of the GPU kernels, in plain integer Rust. These functions *define* the
+//! model's arithmetic; the shaders are tested against them bit for bit. `gates_forward`,
+//! `cell_forward`, `softmax_freq`, `output_grad`, `input_grad`, `cell_backward` and
+//! `matrix_update` each have a shader of the same name; `head_forward` is the `gates_forward`
+//! shader with the head's sizes, `bias_update` and `embedding_update` are both
+//! `vector_update`, and the shaders `layer_input` and `head_input` only gather activations,
+//! which the CPU twin does in place (`super::streams`). Each works on all active streams of one step (`streams` rows of its
 //! per-stream inputs and outputs, row-major).
 
 use crate::fixed::{

@@ -225,8 +225,9 @@ impl Kernel {
         let groups = (invocations as u32).div_ceil(WORKGROUP);
         pass.set_pipeline(&self.pipeline);
         pass.set_bind_group(0, &self.bind_group, &[step_offset]);
-        // Large dispatches fold into a second dimension; the shaders use only id.x, so keep
-        // each one within the 65,535-group limit instead.
+        // Dispatches are one-dimensional (the shaders use only id.x) and never folded into a
+        // second dimension: `GpuBackend::new` refuses a model whose largest dispatch would
+        // need more than 65,535 workgroups (`largest_dispatch`).
         debug_assert!(groups <= 65_535);
         pass.dispatch_workgroups(groups, 1, 1);
     }

@@ -21,7 +21,7 @@ use crate::model::init::initial_weights;
 use crate::model::layout::{Shape, TensorRole, layer_tensors};
 use crate::model::params::ModelParams;
 use context::GpuContext;
-pub use context::{is_software, usable_adapters};
+pub use context::{is_software, no_adapter_message, usable_adapters, write_stderr_line};
 use kernel::{Access, Constants, Kernel, Value};
 
 /// Per-dispatch values, as `struct Step` in `shaders/common.wgsl`.
@@ -86,16 +86,37 @@ pub struct GpuBackend {
 /// Largest number of threads one dispatch may cover (65,535 workgroups of 64).
 const MAX_INVOCATIONS: usize = 65_535 * kernel::WORKGROUP as usize;
 
+/// Threads of the largest dispatch `forward` and `train` record for `shape`: the per-stream
+/// kernels (`streams ×` the widest row), and the updates of whole tensors, of which the
+/// deepest layer's matrix (`3·cells × 2·cells` from layer 1 on) and the head's are the
+/// largest.
+fn largest_dispatch(shape: &Shape) -> usize {
+    let rows = shape.gate_rows();
+    let widest = [rows, 2 * shape.cells, shape.head_inputs(), SYMBOLS]
+        .into_iter()
+        .max()
+        .unwrap_or(SYMBOLS);
+    let deepest_matrix = rows * shape.layer_inputs(shape.layers.saturating_sub(1));
+    [
+        shape.streams * widest,
+        deepest_matrix,
+        SYMBOLS * rows,
+        SYMBOLS * shape.head_inputs(),
+    ]
+    .into_iter()
+    .max()
+    .unwrap_or(0)
+}
+
 impl GpuBackend {
     /// Opens the best usable adapter (or the first whose name contains `adapter`) and uploads a
     /// freshly initialised model for `params`.
     pub fn open(adapter: Option<&str>, params: &ModelParams) -> Result<GpuBackend, Error> {
         let adapters = usable_adapters(adapter);
         let Some(chosen) = adapters.first() else {
-            return Err(Error::BackendUnavailable(match adapter {
-                Some(name) => format!("no GPU adapter matching {name:?} with 64-bit shader integers"),
-                None => "no GPU adapter with 64-bit shader integers (install a Vulkan driver, e.g. Debian's mesa-vulkan-drivers)".into(),
-            }));
+            return Err(Error::BackendUnavailable(context::no_adapter_message(
+                adapter,
+            )));
         };
         GpuBackend::on(chosen, params)
     }
@@ -120,7 +141,7 @@ impl GpuBackend {
             .into_iter()
             .max()
             .unwrap_or(SYMBOLS);
-        let largest_dispatch = (streams * widest).max(SYMBOLS * rows.max(lh));
+        let largest_dispatch = largest_dispatch(&shape);
         if largest_dispatch > MAX_INVOCATIONS {
             return Err(Error::BackendUnavailable(format!(
                 "{streams} streams of {cells} cells need {largest_dispatch} threads in one dispatch, more than {MAX_INVOCATIONS}"

@@ -1,0 +1,266 @@
+//! What each mode does with one input: compress, decompress, test or list it.
+
+use std::io::{self, IsTerminal};
+use std::path::Path;
+use std::time::Instant;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use nngpu::format::HEADER_LEN;
+use nngpu::format::listing::{Listing, learning_rate};
+use nngpu::model::memory::describe_bytes;
+use nngpu::{Options, Outcome};
+
+use super::Problem;
+use super::args::{Mode, OutputChoice, Settings};
+use super::files::{self, STDIN_NAME};
+
+/// Where one input's output goes.
+enum Sink {
+    Stdout,
+    File(std::path::PathBuf),
+    /// `-t`: nowhere.
+    Nowhere,
+}
+
+/// The library options the settings ask for.
+fn options(settings: &Settings) -> Options {
+    Options {
+        level: settings.level,
+        backend: settings.backend,
+        adapter: settings.adapter.clone(),
+        streams: settings.streams,
+        memory_limit: settings.memory_limit,
+    }
+}
+
+/// Where the output of `input` goes, checked before any work: never compressed data onto a
+/// terminal, never an existing file without `-f`, never the input itself.
+fn choose_sink(settings: &Settings, input: Option<&Path>) -> Result<Sink, Problem> {
+    let sink = match (&settings.output, input) {
+        _ if settings.mode == Mode::Test => Sink::Nowhere,
+        (OutputChoice::Stdout, _) | (OutputChoice::Derived, None) => Sink::Stdout,
+        (OutputChoice::File(out), _) => Sink::File(out.clone()),
+        (OutputChoice::Derived, Some(path)) => {
+            Sink::File(files::derived_name(settings.mode, path, settings.force)?)
+        }
+    };
+    match &sink {
+        Sink::Stdout
+            if settings.mode == Mode::Compress && !settings.force && io::stdout().is_terminal() =>
+        {
+            Err(Problem::Output(
+                "(stdout)".into(),
+                "compressed data is not written to a terminal (use -o FILE or redirect)".into(),
+            ))
+        }
+        Sink::File(out) if input.is_some_and(|p| files::same_file(p, out)) => Err(Problem::Error(
+            format!("is also the output {}", out.display()),
+        )),
+        Sink::File(out) if !settings.force && out.symlink_metadata().is_ok() => Err(
+            Problem::Output(out.clone(), "already exists (use -f to overwrite)".into()),
+        ),
+        _ => Ok(sink),
+    }
+}
+
+/// A progress bar on standard error, drawn only when it is a terminal and not hidden by -q.
+fn progress_bar(total: u64, settings: &Settings) -> ProgressBar {
+    if settings.verbosity < 1 {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+    if let Ok(style) = ProgressStyle::with_template(
+        "{bar:40} {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec}, {eta} left",
+    ) {
+        bar.set_style(style);
+    }
+    bar
+}
+
+/// Compresses, decompresses or tests one input (`None`: standard input).
+pub fn code(settings: &Settings, input: Option<&Path>) -> Result<(), Problem> {
+    files::refuse_terminal_input(input, settings.mode, settings.force)?;
+    let sink = choose_sink(settings, input)?;
+    let (data, meta) = files::read_input(input)?;
+    let options = options(settings);
+    let compress = settings.mode == Mode::Compress;
+    let total = if compress {
+        data.len() as u64
+    } else {
+        nngpu::format::FrameHeader::parse(&data).map_or(0, |h| h.original_len)
+    };
+    let bar = progress_bar(total, settings);
+    let mut report = |done: u64| bar.set_position(done);
+    let started = Instant::now();
+    let result = if compress {
+        nngpu::compress_with_progress(&data, &options, &mut report)
+    } else {
+        nngpu::decompress_with_progress(&data, &options, &mut report)
+    };
+    bar.finish_and_clear();
+    let outcome: Outcome = result.map_err(|e| Problem::Error(e.to_string()))?;
+    let seconds = started.elapsed().as_secs_f64();
+    match &sink {
+        Sink::Stdout => files::write_stdout(&outcome.bytes).map_err(Problem::from_stdout)?,
+        Sink::File(out) => files::write_file(out, &outcome.bytes, meta.as_ref(), settings.force)
+            .map_err(|p| p.about(out))?,
+        Sink::Nowhere => {}
+    }
+    if settings.verbosity >= 2 {
+        summary(settings, input, &data, &outcome, seconds);
+    }
+    if let (true, Some(path), Sink::File(_)) = (settings.remove_input, input, &sink) {
+        std::fs::remove_file(path)
+            .map_err(|e| Problem::Error(format!("cannot remove: {}", files::io_message(&e))))?;
+    }
+    Ok(())
+}
+
+/// `-v`: sizes, bits per byte, speed and backend of one run; `-vv` the model too.
+fn summary(
+    settings: &Settings,
+    input: Option<&Path>,
+    data: &[u8],
+    outcome: &Outcome,
+    seconds: f64,
+) {
+    let name = input.map_or(STDIN_NAME.into(), |p| p.display().to_string());
+    let (original, compressed) = if settings.mode == Mode::Compress {
+        (data.len(), outcome.bytes.len())
+    } else {
+        (outcome.bytes.len(), data.len())
+    };
+    let bits_per_byte = if original == 0 {
+        0.0
+    } else {
+        compressed as f64 * 8.0 / original as f64
+    };
+    let verdict = if settings.mode == Mode::Test {
+        "OK, "
+    } else {
+        ""
+    };
+    eprintln!(
+        "{name}: {verdict}{original} -> {compressed} bytes, {bits_per_byte:.4} bits/byte, {:.1} KB/s, backend {}",
+        original as f64 / seconds.max(1e-9) / 1000.0,
+        outcome.backend,
+    );
+    if settings.verbosity >= 3 {
+        let archive = if settings.mode == Mode::Compress {
+            &outcome.bytes[..]
+        } else {
+            data
+        };
+        if let Ok(listing) = Listing::of_archive(archive) {
+            eprint!("{}", details(&listing));
+        }
+    }
+}
+
+/// Lists one archive: a table row (after the header row for the first input), the details
+/// with -v, or one JSON line with --json.
+pub fn list(settings: &Settings, input: Option<&Path>, first: bool) -> Result<(), Problem> {
+    files::refuse_terminal_input(input, Mode::List, settings.force)?;
+    // A file is listed from its header and its last bytes alone, however large it is.
+    let listing = match input {
+        Some(path) => {
+            let (head, len, tail) = files::read_ends(path, HEADER_LEN)?;
+            Listing::of_ends(&head, len, tail)
+        }
+        None => Listing::of_archive(&files::read_input(None)?.0),
+    }
+    .map_err(|e| Problem::Error(e.to_string()))?;
+    let name = input.map_or(STDIN_NAME.into(), |p| p.display().to_string());
+    let text = if settings.json {
+        format!("{}\n", listing.to_json(&name))
+    } else if settings.verbosity >= 2 {
+        format!("{name}\n{}", details(&listing))
+    } else {
+        let header = format!(
+            "{:>6} {:>6} {:>12} {:>12} {:>7} {:>9}  {:<16} {:>10}  file\n",
+            "frames", "blocks", "compressed", "original", "ratio", "bits/byte", "model", "memory"
+        );
+        format!(
+            "{}{}\n",
+            if first { header } else { String::new() },
+            row(&listing, &name)
+        )
+    };
+    files::write_stdout(text.as_bytes()).map_err(Problem::from_stdout)
+}
+
+/// One table row of `-l`.
+fn row(listing: &Listing, name: &str) -> String {
+    let blocks: usize = listing.frames.iter().map(|f| f.blocks.len()).sum();
+    let model = listing.frames.first().map_or(String::new(), |f| {
+        let p = &f.header.params;
+        format!(
+            "-{} {}x{} s{}",
+            f.header.preset, p.layers, p.cells, p.streams
+        )
+    });
+    let memory = listing.memory().total() as f64 / (1u64 << 20) as f64;
+    format!(
+        "{:>6} {:>6} {:>12} {:>12} {:>7} {:>9}  {model:<16} {:>6.1} MiB  {name}",
+        listing.frames.len(),
+        blocks,
+        listing.archive_bytes,
+        listing.original_bytes(),
+        listing.ratio().map_or("-".into(), |r| format!("{r:.3}")),
+        listing
+            .bits_per_byte()
+            .map_or("-".into(), |b| format!("{b:.4}")),
+        memory,
+    )
+}
+
+/// `-lv` (and `-vv`): everything the header says, frame by frame.
+fn details(listing: &Listing) -> String {
+    let mut out = format!(
+        "  format version   {}\n  archive          {} bytes\n  original         {} bytes\n  \
+         ratio            {}\n  bits/byte        {}\n  decoder memory   {}\n",
+        nngpu::format::FORMAT_VERSION,
+        listing.archive_bytes,
+        listing.original_bytes(),
+        listing.ratio().map_or("-".into(), |r| format!("{r:.4}")),
+        listing
+            .bits_per_byte()
+            .map_or("-".into(), |b| format!("{b:.4}")),
+        describe_bytes(listing.memory().total()),
+    );
+    for (i, frame) in listing.frames.iter().enumerate() {
+        let h = &frame.header;
+        let p = &h.params;
+        let parts: Vec<String> = frame
+            .memory()
+            .parts()
+            .iter()
+            .map(|(name, bytes)| format!("{name} {}", describe_bytes(*bytes)))
+            .collect();
+        out.push_str(&format!(
+            "  frame {i}: offset {}, {} bytes, preset -{}\n    model          {} layers x {} \
+             cells, window {}, learning rate {} (Q24 {}), beta2 shift {}, seed {:#x}\n    \
+             checksum       xxh64 {:016x}\n    memory         {}\n",
+            frame.offset,
+            frame.bytes,
+            h.preset,
+            p.layers,
+            p.cells,
+            p.window,
+            learning_rate(p.learning_rate_q24),
+            p.learning_rate_q24,
+            p.beta2_shift,
+            p.seed,
+            frame.content_hash,
+            parts.join(", "),
+        ));
+        for (j, b) in frame.blocks.iter().enumerate() {
+            out.push_str(&format!(
+                "    block {j}        {} bytes coded in {} bytes, {} streams\n",
+                b.original_bytes, b.coded_bytes, b.streams
+            ));
+        }
+    }
+    out
+}

@@ -1,0 +1,66 @@
+//! Golden archives: a committed input and its archive for the current format version. The
+//! archive must decode to the input, and compressing the input must still give exactly the
+//! archive's bytes, so any change to the bits an encoder writes fails here unless the format
+//! version is bumped (and the golden archive regenerated, under its new name).
+//!
+//! Regenerate with `NNGPU_REGENERATE_GOLDEN=1 cargo test --release golden`.
+
+use std::path::PathBuf;
+
+use nngpu::format::FORMAT_VERSION;
+
+use super::util::{pack, unpack};
+
+/// The committed input: 4 KB of "Alice's Adventures in Wonderland" (public domain).
+fn input_path() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden/alice-4k.txt")
+}
+
+/// The golden archive of the current version: named after it, so a bump shows in the tree.
+fn archive_path() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join(format!("tests/golden/v{FORMAT_VERSION}-level1.nng"))
+}
+
+const HOW_TO_REGENERATE: &str = "If the change to the archive's bits is intended, bump \
+    FORMAT_VERSION in src/format/mod.rs (and FORMAT.md), then write the new golden archive with \
+    `NNGPU_REGENERATE_GOLDEN=1 cargo test --release golden` and commit it; keep the old \
+    version's file only while this build still decodes it.";
+
+#[test]
+fn golden_archive_decodes_and_compression_reproduces_it() {
+    let input = std::fs::read(input_path()).expect("tests/golden/alice-4k.txt");
+    let fresh = pack(&input, 1);
+    let path = archive_path();
+    if std::env::var("NNGPU_REGENERATE_GOLDEN").is_ok_and(|v| v == "1") {
+        std::fs::write(&path, &fresh).expect("cannot write the golden archive");
+        eprintln!("wrote {} ({} bytes)", path.display(), fresh.len());
+    }
+    let golden = std::fs::read(&path).unwrap_or_else(|e| {
+        panic!(
+            "cannot read {} ({e}): no golden archive for format version {FORMAT_VERSION}. \
+             {HOW_TO_REGENERATE}",
+            path.display()
+        )
+    });
+    match unpack(&golden) {
+        Ok(data) => assert!(
+            data == input,
+            "{} decodes to different data. {HOW_TO_REGENERATE}",
+            path.display()
+        ),
+        Err(e) => panic!(
+            "{} no longer decodes: {e}. {HOW_TO_REGENERATE}",
+            path.display()
+        ),
+    }
+    assert!(
+        fresh == golden,
+        "compressing tests/golden/alice-4k.txt at level 1 no longer gives {} ({} bytes now, {} \
+         committed, first difference at byte {:?}). {HOW_TO_REGENERATE}",
+        path.display(),
+        fresh.len(),
+        golden.len(),
+        fresh.iter().zip(&golden).position(|(a, b)| a != b)
+    );
+}
