@@ -240,8 +240,8 @@ fn details(listing: &Listing) -> String {
             .collect();
         out.push_str(&format!(
             "  frame {i}: offset {}, {} bytes, preset -{}\n    model          {} layers x {} \
-             cells, window {}, learning rate {} (Q24 {}), beta2 shift {}, seed {:#x}\n    \
-             checksum       xxh64 {:016x}\n    memory         {}\n",
+             cells, window {}, learning rate {} (Q24 {}), beta2 shift {}, seed {:#x}, \
+             mixing tables {}\n    checksum       xxh64 {:016x}\n    memory         {}\n",
             frame.offset,
             frame.bytes,
             h.preset,
@@ -252,6 +252,7 @@ fn details(listing: &Listing) -> String {
             p.learning_rate_q24,
             p.beta2_shift,
             p.seed,
+            describe_bytes(1 << p.mix_log2),
             frame.content_hash,
             parts.join(", "),
         ));

@@ -172,7 +172,7 @@ fn frame_json(out: &mut String, frame: &FrameListing) {
         out,
         "{{\"offset\":{},\"bytes\":{},\"original_bytes\":{},\"preset\":{},\
          \"model\":{{\"layers\":{},\"cells\":{},\"window\":{},\"learning_rate\":{},\
-         \"learning_rate_q24\":{},\"beta2_shift\":{},\"seed\":{}}},\
+         \"learning_rate_q24\":{},\"beta2_shift\":{},\"seed\":{},\"mixing_table_bytes\":{}}},\
          \"checksum\":{{\"type\":\"xxh64\",\"value\":\"{:016x}\"}},\"decoder_memory\":{},\
          \"blocks\":[",
         frame.offset,
@@ -186,6 +186,7 @@ fn frame_json(out: &mut String, frame: &FrameListing) {
         p.learning_rate_q24,
         p.beta2_shift,
         p.seed,
+        1u64 << p.mix_log2,
         frame.content_hash,
         memory_json(&frame.memory()),
     );
@@ -312,7 +313,7 @@ mod tests {
             .to_json("a \"b\"\n.nng");
         for field in [
             "\"file\":\"a \\\"b\\\"\\n.nng\"",
-            "\"format_version\":1",
+            "\"format_version\":2",
             "\"archive_bytes\":660",
             "\"original_bytes\":1000",
             "\"ratio\":1.515152",
@@ -320,7 +321,8 @@ mod tests {
             "\"layers\":1",
             "\"cells\":32",
             "\"window\":16",
-            "\"learning_rate\":0.006",
+            "\"learning_rate\":0.003",
+            "\"mixing_table_bytes\":65536",
             "\"checksum\":{\"type\":\"xxh64\",\"value\":\"",
             "\"decoder_memory\":{\"weights\":",
             "\"frames\":[{\"offset\":0,\"bytes\":660,",

@@ -6,6 +6,7 @@
 //! nearer sample towards the coded bit by `1/2^rate` of the distance.
 
 use super::logistic::{STRETCH_FRAC, squash, stretch};
+use super::table;
 
 /// Samples per context.
 const SAMPLES: usize = 33;
@@ -50,18 +51,10 @@ impl Apm {
     /// value), for a context the next bit may use.
     #[inline(always)]
     pub fn prefetch(&self, ctx: usize) {
-        #[cfg(target_arch = "x86_64")]
-        if let Some(row) = self.table.get(ctx * SAMPLES..) {
-            // SAFETY: prefetching is a hint with no architectural effect, valid for any
-            // address, and SSE is part of the x86-64 baseline.
-            unsafe {
-                use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
-                _mm_prefetch::<_MM_HINT_T0>(row.as_ptr().cast());
-                _mm_prefetch::<_MM_HINT_T0>(row.as_ptr().wrapping_add(SAMPLES - 1).cast());
-            }
+        if let Some(row) = self.table.get(ctx * SAMPLES..(ctx + 1) * SAMPLES) {
+            table::prefetch(&row[0]);
+            table::prefetch(&row[SAMPLES - 1]);
         }
-        #[cfg(not(target_arch = "x86_64"))]
-        let _ = ctx;
     }
 
     /// Trains the sample the last `refine` used most on the coded `bit`.

@@ -17,25 +17,6 @@ const GROUP: usize = 16;
 /// Hit-count limit of the counters: low enough to keep adapting to changing statistics.
 const COUNT_LIMIT: u32 = 255;
 
-/// Asks the CPU to start loading `slots` into its cache (a no-op where no prefetch
-/// instruction is available). Prefetching reads nothing into the program, so it cannot change
-/// a single bit of the output.
-#[inline(always)]
-fn prefetch(slots: &[u32]) {
-    #[cfg(target_arch = "x86_64")]
-    for line in slots.chunks(GROUP) {
-        // SAFETY: prefetching is a hint with no architectural effect, valid for any address,
-        // and SSE is part of the x86-64 baseline.
-        unsafe {
-            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
-                line.as_ptr().cast(),
-            )
-        };
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = slots;
-}
-
 /// The context models of one stream.
 #[derive(Clone, Debug)]
 pub struct ContextModels {
@@ -82,8 +63,9 @@ impl ContextModels {
     /// no value changes). The codec calls it one bit ahead for both possible partial bytes.
     pub fn prefetch_nibble(&self, partial: u32) {
         for i in 0..CONTEXTS {
-            let (_, [a, _]) = self.locate(i, partial);
-            prefetch(&self.slots[a..a + 2 * GROUP]);
+            let (_, [a, b]) = self.locate(i, partial);
+            table::prefetch(&self.slots[a]);
+            table::prefetch(&self.slots[b]);
         }
     }
 
@@ -126,11 +108,11 @@ impl ContextModels {
         }
     }
 
-    /// Appends each context's stretched prediction for the next bit to `inputs`.
+    /// Each context's stretched prediction for the next bit.
     #[inline]
-    pub fn predict(&self, inputs: &mut Vec<i32>) {
-        for &b in &self.base {
-            inputs.push(stretch(counter::p12(self.slots[b + self.node])));
+    pub fn predict(&self, inputs: &mut [i32; CONTEXTS]) {
+        for (x, &b) in inputs.iter_mut().zip(&self.base) {
+            *x = stretch(counter::p12(self.slots[b + self.node]));
         }
     }
 

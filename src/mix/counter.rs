@@ -7,8 +7,6 @@
 //! adaptive. The probability is stored XOR 0.5, so an all-zero table means "every context at
 //! 1/2, never seen": tables start as zeroed memory.
 
-use std::sync::OnceLock;
-
 /// Fraction bits of a counter's probability.
 const PROB_FRAC: u32 = 22;
 /// Bits of the hit count, below the probability.
@@ -19,18 +17,17 @@ const HALF: u32 = 1 << (PROB_FRAC - 1);
 /// Fraction bits of the reciprocal table.
 const RECIP_FRAC: u32 = 16;
 
-/// `2^16 / (n + 1.5)`, rounded, for every count.
-fn reciprocals() -> &'static [i64; 1 << COUNT_BITS] {
-    static TABLE: OnceLock<[i64; 1 << COUNT_BITS]> = OnceLock::new();
-    TABLE.get_or_init(|| {
-        let mut t = [0i64; 1 << COUNT_BITS];
-        for (n, r) in t.iter_mut().enumerate() {
-            let den = 2 * n as i64 + 3;
-            *r = ((2i64 << RECIP_FRAC) + den / 2) / den;
-        }
-        t
-    })
-}
+/// `2^16 / (n + 1.5)`, rounded, for every count (computed at compile time).
+const RECIPROCALS: [i64; 1 << COUNT_BITS] = {
+    let mut t = [0i64; 1 << COUNT_BITS];
+    let mut n = 0;
+    while n < t.len() {
+        let den = 2 * n as i64 + 3;
+        t[n] = ((2i64 << RECIP_FRAC) + den / 2) / den;
+        n += 1;
+    }
+    t
+};
 
 /// The 12-bit probability of a 1 (`0..=4095`) a counter holds.
 #[inline(always)]
@@ -51,7 +48,7 @@ pub fn update(counter: u32, bit: u8, limit: u32) -> u32 {
     let p = i64::from((counter >> COUNT_BITS) ^ HALF);
     let target = if bit != 0 { (1i64 << PROB_FRAC) - 1 } else { 0 };
     // |delta| ≤ 2/3 of the distance to the target, so p stays within 0..2^22.
-    let p = p + (((target - p) * reciprocals()[n as usize]) >> RECIP_FRAC);
+    let p = p + (((target - p) * RECIPROCALS[n as usize]) >> RECIP_FRAC);
     let n = (n + 1).min(limit);
     (((p as u32) ^ HALF) << COUNT_BITS) | n
 }

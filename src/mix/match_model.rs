@@ -11,6 +11,7 @@
 use super::counter;
 use super::history::mix64;
 use super::logistic::stretch;
+use super::table;
 
 /// Bytes hashed to find a match candidate.
 pub const MIN_MATCH: usize = 6;
@@ -55,6 +56,9 @@ pub struct MatchModel {
     counters: Vec<u32>,
     /// Counter used for the current bit, if a prediction was made.
     active: Option<usize>,
+    /// The table entry of the last `MIN_MATCH` bytes, read and rewritten by `resolve` (kept
+    /// apart from `push` so the entry's cache miss overlaps other work).
+    pending: Option<usize>,
 }
 
 impl MatchModel {
@@ -72,6 +76,7 @@ impl MatchModel {
             agrees: false,
             counters: vec![0; LENGTH_BUCKETS * 4],
             active: None,
+            pending: None,
         }
     }
 
@@ -89,19 +94,18 @@ impl MatchModel {
         if self.len > 0 && self.agrees { length_bucket(self.len) } else { 0 }
     }
 
-    /// Appends the stretched confidence that the next bit is the predicted one to `inputs`
-    /// (0 when there is no match); `done` bits of the byte are known.
+    /// The stretched probability that the next bit is 1 as the match sees it (0 when there is
+    /// no match); `done` bits of the byte are known.
     #[inline]
-    pub fn predict(&mut self, done: u32, inputs: &mut Vec<i32>) {
+    pub fn predict(&mut self, done: u32) -> i32 {
         if self.len == 0 || !self.agrees {
             self.active = None;
-            inputs.push(0);
-            return;
+            return 0;
         }
         let bit = usize::from((self.predicted >> (7 - done)) & 1);
         let ctx = (length_bucket(self.len) * 2 + usize::from(self.missed)) * 2 + bit;
         self.active = Some(ctx);
-        inputs.push(stretch(counter::p12(self.counters[ctx])));
+        stretch(counter::p12(self.counters[ctx]))
     }
 
     /// Trains on the coded `bit`, the `done`-th of the byte (0-based).
@@ -115,7 +119,8 @@ impl MatchModel {
         }
     }
 
-    /// Appends a coded byte: extends the running match or looks for a new one.
+    /// Appends a coded byte and extends or ends the running match; `resolve` must follow
+    /// before the next prediction.
     pub fn push(&mut self, byte: u8, last8: u64) {
         let slot = (self.pos as usize) & (self.history.len() - 1);
         self.history[slot] = byte;
@@ -130,19 +135,33 @@ impl MatchModel {
                 self.missed = true;
             }
         }
-        if self.pos < MIN_MATCH as u64 {
-            return;
-        }
-        let key = mix64(last8 & (u64::MAX >> (64 - 8 * MIN_MATCH as u32)));
-        let entry = (key as usize) & (self.table.len() - 1);
-        if self.len == 0 {
-            self.find(self.table[entry]);
-        }
-        self.table[entry] = self.pos as u32;
         if self.len > 0 {
             self.predicted = self.at(self.ptr);
         }
         self.agrees = self.len > 0;
+        if self.pos >= MIN_MATCH as u64 {
+            let key = mix64(last8 & (u64::MAX >> (64 - 8 * MIN_MATCH as u32)));
+            let entry = (key as usize) & (self.table.len() - 1);
+            table::prefetch(&self.table[entry]);
+            self.pending = Some(entry);
+        }
+    }
+
+    /// Finishes the last `push` before the next byte is predicted: without a running match,
+    /// looks for one where the last `MIN_MATCH` bytes occurred before; then records that they
+    /// occur here.
+    pub fn resolve(&mut self) {
+        let Some(entry) = self.pending.take() else {
+            return;
+        };
+        if self.len == 0 {
+            self.find(self.table[entry]);
+            if self.len > 0 {
+                self.predicted = self.at(self.ptr);
+                self.agrees = true;
+            }
+        }
+        self.table[entry] = self.pos as u32;
     }
 
     /// Verifies the candidate position `stored` (low 32 bits of a position) against the

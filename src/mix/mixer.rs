@@ -17,34 +17,33 @@ const WEIGHT_LIMIT: i64 = 32 << WEIGHT_FRAC;
 /// `rate` is the learning rate in units of 2^-10.
 const STEP_SHIFT: u32 = 14;
 
-/// A mixer of `inputs` inputs with `sets` weight sets.
+/// A mixer of `N` inputs with a number of weight sets fixed at creation. The input count is a
+/// type parameter so the dot product and the update compile to fixed, unrolled loops.
 #[derive(Clone, Debug)]
-pub struct Mixer {
-    inputs: usize,
-    weights: Vec<i32>,
+pub struct Mixer<const N: usize> {
+    weights: Vec<[i32; N]>,
     /// Start of the weight set chosen for the current bit.
     selected: usize,
     /// The current bit's 12-bit prediction, kept for training.
     p: i32,
 }
 
-impl Mixer {
-    /// A mixer whose every weight set starts at `initial` (Q16) for each input.
-    pub fn new(inputs: usize, sets: usize, initial: i32) -> Mixer {
+impl<const N: usize> Mixer<N> {
+    /// A mixer with `sets` weight sets, each starting at `initial` (Q16) for every input.
+    pub fn new(sets: usize, initial: i32) -> Mixer<N> {
         Mixer {
-            inputs,
-            weights: vec![initial; inputs * sets],
+            weights: vec![[initial; N]; sets],
             selected: 0,
             p: PROB_ONE / 2,
         }
     }
 
-    /// Mixes `x` (exactly `inputs` values) with weight set `set` and returns the Q8 log-odds
-    /// of the result, within `±STRETCH_LIMIT`. `set` must be below the mixer's set count.
+    /// Mixes `x` with weight set `set` and returns the Q8 log-odds of the result, within
+    /// `±STRETCH_LIMIT`. `set` must be below the mixer's set count.
     #[inline]
-    pub fn mix(&mut self, x: &[i32], set: usize) -> i32 {
-        self.selected = set * self.inputs;
-        let w = &self.weights[self.selected..self.selected + self.inputs];
+    pub fn mix(&mut self, x: &[i32; N], set: usize) -> i32 {
+        self.selected = set;
+        let w = &self.weights[set];
         let dot: i64 = x.iter().zip(w).map(|(&x, &w)| i64::from(x) * i64::from(w)).sum();
         let st = round_shift(dot, WEIGHT_FRAC).clamp(-STRETCH_LIMIT as i64, STRETCH_LIMIT as i64) as i32;
         self.p = squash(st);
@@ -54,12 +53,12 @@ impl Mixer {
     /// Trains the weight set used by the last `mix` on the coded `bit`, with learning rate
     /// `rate` (units of 2^-10), given the same inputs `x`.
     #[inline]
-    pub fn learn(&mut self, x: &[i32], bit: u8, rate: i32) {
+    pub fn learn(&mut self, x: &[i32; N], bit: u8, rate: i32) {
         let err = i64::from((i32::from(bit) << 12) - self.p) * i64::from(rate);
         if err == 0 {
             return;
         }
-        let w = &mut self.weights[self.selected..self.selected + self.inputs];
+        let w = &mut self.weights[self.selected];
         for (w, &x) in w.iter_mut().zip(x) {
             let step = round_shift(i64::from(x) * err, STEP_SHIFT);
             *w = (i64::from(*w) + step).clamp(-WEIGHT_LIMIT, WEIGHT_LIMIT) as i32;
@@ -75,7 +74,7 @@ mod tests {
     #[test]
     fn learns_to_trust_the_informative_input() {
         // Input 0 is always right (p = 0.9 for the coming bit), input 1 is noise.
-        let mut m = Mixer::new(2, 1, 0);
+        let mut m = Mixer::<2>::new(1, 0);
         let mut rng = crate::model::init::SplitMix64(3);
         for _ in 0..20_000 {
             let bit = (rng.next() & 1) as u8;
@@ -85,6 +84,7 @@ mod tests {
             m.mix(&x, 0);
             m.learn(&x, bit, 24);
         }
-        assert!(m.weights[0] > 3 * m.weights[1].abs(), "{:?}", m.weights);
+        let [good, noise] = m.weights[0];
+        assert!(good > 3 * noise.abs(), "{:?}", m.weights);
     }
 }

@@ -99,12 +99,12 @@ pub struct StreamMixer {
     history: History,
     contexts: ContextModels,
     matches: MatchModel,
-    mixers: [Mixer; MIXERS],
-    last_layer: Mixer,
+    mixers: [Mixer<INPUTS>; MIXERS],
+    last_layer: Mixer<MIXERS>,
     order0_apm: Apm,
     order1_apm: Apm,
     apm_mask: usize,
-    inputs: Vec<i32>,
+    inputs: [i32; INPUTS],
     mixed: [i32; MIXERS],
 }
 
@@ -119,15 +119,15 @@ impl StreamMixer {
             contexts: ContextModels::new(split.context_table),
             matches: MatchModel::new(split.match_history, split.match_table),
             mixers: [
-                Mixer::new(INPUTS, 256, INITIAL_WEIGHT),
-                Mixer::new(INPUTS, LENGTH_BUCKETS * 8, INITIAL_WEIGHT),
-                Mixer::new(INPUTS, 256, INITIAL_WEIGHT),
+                Mixer::new(256, INITIAL_WEIGHT),
+                Mixer::new(LENGTH_BUCKETS * 8, INITIAL_WEIGHT),
+                Mixer::new(256, INITIAL_WEIGHT),
             ],
-            last_layer: Mixer::new(MIXERS, 1, (1 << 16) / MIXERS as i32),
+            last_layer: Mixer::new(1, (1 << 16) / MIXERS as i32),
             order0_apm: Apm::new(256, APM_RATE),
             order1_apm: Apm::new(split.apm_contexts, APM_RATE),
             apm_mask: split.apm_contexts - 1,
-            inputs: Vec::with_capacity(INPUTS),
+            inputs: [0; INPUTS],
             mixed: [0; MIXERS],
         };
         stage.contexts.set_contexts(stage.history.hashes());
@@ -144,6 +144,7 @@ impl StreamMixer {
         coder: &mut impl BitCoder,
     ) -> Result<u8, CoderError> {
         self.lstm.load(table);
+        self.matches.resolve();
         let last = usize::from(self.history.last());
         // The partial byte with a leading 1: 1, then 2..=3, … 128..=255.
         let mut partial = 1u32;
@@ -170,11 +171,11 @@ impl StreamMixer {
 
     /// The final 12-bit probability (1..=4095) that the next bit is 1.
     fn predict(&mut self, done: u32, prefix: u32, partial: u32, last: usize) -> i32 {
-        self.inputs.clear();
-        self.inputs.push(logistic::stretch(self.lstm.p1(done, prefix)));
-        self.contexts.predict(&mut self.inputs);
-        self.matches.predict(done, &mut self.inputs);
-        self.inputs.push(BIAS);
+        let [lstm, contexts @ .., matched, bias] = &mut self.inputs;
+        *lstm = logistic::stretch(self.lstm.p1(done, prefix));
+        self.contexts.predict(contexts);
+        *matched = self.matches.predict(done);
+        *bias = BIAS;
         let sets = [
             partial as usize,
             self.matches.state() * 8 + done as usize,
