@@ -334,7 +334,7 @@ fn list_and_json() {
     let out = run(nngpu(d).args(["-lv", "a.nng"]));
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     for field in [
-        "format version   1",
+        "format version   2",
         "1 layers x 32 cells",
         "window 16",
         "xxh64",
@@ -348,9 +348,9 @@ fn list_and_json() {
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 2, "{text}");
     for field in [
-        "{\"file\":\"a.nng\",\"format_version\":1,",
+        "{\"file\":\"a.nng\",\"format_version\":2,",
         "\"original_bytes\":300,",
-        "\"model\":{\"layers\":1,\"cells\":32,\"window\":16,\"learning_rate\":0.006,",
+        "\"model\":{\"layers\":1,\"cells\":32,\"window\":16,\"learning_rate\":0.003,",
         "\"decoder_memory\":{\"weights\":",
         "\"frames\":[{\"offset\":0,",
         "\"blocks\":[{\"bytes\":300,",

@@ -97,22 +97,15 @@ fn decompressed_data_may_go_to_a_terminal() {
     let dir = temp_dir();
     let d = dir.path();
     std::fs::write(d.join("f.nng"), pack(b"hello from the archive\n", 1)).unwrap();
-    let Some(out) = on_pty(d, "-dc f.nng") else {
-        return;
-    };
-    assert_eq!(out.status.code(), Some(0), "{}", shown(&out));
-    assert!(
-        shown(&out).contains("hello from the archive"),
-        "{}",
-        shown(&out)
-    );
-    let Some(out) = on_pty(d, "-d < f.nng") else {
-        return;
-    };
-    assert_eq!(out.status.code(), Some(0), "{}", shown(&out));
-    assert!(
-        shown(&out).contains("hello from the archive"),
-        "{}",
-        shown(&out)
-    );
+    for command in ["-dc f.nng", "-d < f.nng"] {
+        let Some(out) = on_pty(d, command) else {
+            return;
+        };
+        assert_eq!(out.status.code(), Some(0), "{command}: {}", shown(&out));
+        assert!(
+            shown(&out).contains("hello from the archive"),
+            "{command}: {}",
+            shown(&out)
+        );
+    }
 }
