@@ -1,0 +1,697 @@
+//! What the fixed-point formats cost: the CPU twin's model and training schedule, once more in
+//! plain floating point, with the ideal code length of both side by side.
+//!
+//! ```text
+//! cargo bench --bench float_reference                  # alice29.txt, first 300,000 bytes of book1
+//! cargo bench --bench float_reference -- FILE...       # chosen files
+//! NNGPU_LEVEL=1 NNGPU_BENCH_LIMIT=50000 cargo bench --bench float_reference
+//! ```
+//!
+//! Without file arguments it reads `tests/data/alice29.txt` and the first 300,000 bytes of
+//! `book1` from `../shared/corpus` (or `NNGPU_CORPUS`), skipping a missing file.
+//! `NNGPU_BENCH_LIMIT` caps the bytes read of every file, `NNGPU_LEVEL` picks the preset
+//! (default 5); the model always runs one stream. For each file it prints:
+//!
+//! - `float`: the ideal code length, in bits per byte, of the float model: the mean of
+//!   `-log2 p(actual byte)` under its softmax;
+//! - `float16`: the same float model's probabilities put through the coder's 16-bit frequency
+//!   table the way the twin builds it (`1 + ⌊p·(2^16 − 256)⌋`, the rest to the first largest
+//!   logit), to separate the cost of the table from that of the model's arithmetic;
+//! - `int`: the same ideal code length for the CPU twin, `-log2(freq/2^16)` of its frequency
+//!   tables, driving `CpuBackend` through the `Backend` trait with `run_schedule`'s single-stream
+//!   schedule (one forward step per byte, `train` after every full window except the last);
+//! - `diff`: how much longer the integer code is than the float one, in percent;
+//! - `archive`: the real archive of `nngpu::compress` (CPU backend, one stream), in bits/byte,
+//!   as a check that the integer ideal code length is the one the coder achieves;
+//! - the wall time of each of the three runs;
+//! - on a second line, `early_update_check`: how alike the two models' weight changes are over
+//!   the first few windows, tensor by tensor (a check of the mirror, see there).
+//!
+//! # The float model
+//!
+//! It mirrors `src/backend/cpu/` (`kernels.rs`, `mod.rs`, `streams.rs`) operation by operation:
+//! the LSTM with a tied input gate (`c = f·c + (1 − f)·g`, `h = o·tanh c`), layer `l`'s matrix
+//! input `[h of layer l−1 (this step), own h (previous step)]`, the input byte's embedding added
+//! to every layer's pre-activations, an output head over every layer's hidden state and a
+//! softmax; truncated back-propagation over each window (hidden and cell state carry across
+//! windows, their gradients start at zero), with gradients clipped to ±8 exactly where the twin
+//! clamps them to `GRAD_LIMIT` (the head's input gradient, each layer's summed hidden-state
+//! gradient, the cell-state gradients, the gate pre-activation gradients and every matrix-input
+//! gradient); window-summed (not averaged) weight gradients; Adam with β1 = 0, β2 = 1 − 2^−13,
+//! no bias correction, each second moment seeded with its first g², a zero gradient leaving a
+//! weight and its moment untouched (the twin's "sparse Adam"), and the twin's implicit epsilon
+//! (its second moment counts in units of 2^−40, so it never divides by less than √2^−40); the
+//! same initial weights (the twin's Q24 masters times 2^−24).
+//!
+//! What the float model deliberately does *not* copy, because the twin does it only to stay
+//! within its integer formats (this is what the comparison prices):
+//!
+//! - no rounding anywhere: weights in the forward pass are not rounded to the Q12 copy,
+//!   activations, cell and hidden states not to Q12, gradients not to Q24, the optimizer's
+//!   gradient not to Q20, the learning-rate step not through the 0.2 % `rsqrt` table;
+//! - sigmoid, tanh and exp are the real functions, not interpolated 1/64-step tables (the
+//!   twin's exp table also ends at e^−16: a symbol more than 16 below the largest logit gets
+//!   probability 0 as a training target and the floor 1/2^16 in the coder's table);
+//! - no saturation of the gate pre-activations at ±8 (where the twin's tables end), of the
+//!   logits at ±32, of the optimizer's gradient at ±2048 (`i32` Q20) or of the weights at
+//!   ±8 (the `i16` range of the Q12 copy);
+//! - the training target is the exact softmax, not the twin's `⌊p·2^16⌋`, and the float
+//!   code length uses the exact softmax, without the coder's floor of 1/2^16 (`float16` adds
+//!   that back);
+//! - sums are in floating point in whatever order the loops take, where the twin's integer sums
+//!   are exact; the twin's β2 decay `v − ⌊v/2^13⌋ + ⌊g²/2^13⌋` is taken without the floors.
+//!
+//! The precision is `Real` (f32 unless edited; code lengths are summed in f64).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use nngpu::Options;
+use nngpu::backend::cpu::CpuBackend;
+use nngpu::backend::{Backend, BackendChoice};
+use nngpu::fixed::{FREQ_TOTAL, GRAD_FRAC, GRAD_LIMIT, MASTER_FRAC, SYMBOLS};
+use nngpu::model::init::initial_weights;
+use nngpu::model::layout::{GATES, Shape};
+use nngpu::model::params::ModelParams;
+use nngpu::model::presets;
+
+/// The float type of the reference model.
+type Real = f32;
+
+/// Windows trained before `early_update_check` compares the two models.
+const CHECK_WINDOWS: usize = 3;
+
+/// Bytes of `book1` read by default.
+const BOOK1_DEFAULT_BYTES: usize = 300_000;
+
+/// The twin's gradient clamp, `GRAD_LIMIT` (Q24) as a real number: 8.
+fn clip_limit() -> Real {
+    (GRAD_LIMIT as f64 / (1u64 << GRAD_FRAC) as f64) as Real
+}
+
+/// Clips a back-propagated gradient to `±clip_limit()`, as the twin's `clamp_i32(…, GRAD_LIMIT)`.
+#[inline(always)]
+fn clip(x: Real) -> Real {
+    let limit = clip_limit();
+    x.clamp(-limit, limit)
+}
+
+/// Dot product with eight partial sums, so the compiler can vectorise it.
+#[inline(always)]
+fn dot(a: &[Real], b: &[Real]) -> Real {
+    let mut acc = [0.0 as Real; 8];
+    let (ac, bc) = (a.chunks_exact(8), b.chunks_exact(8));
+    let (ar, br) = (ac.remainder(), bc.remainder());
+    for (x, y) in ac.zip(bc) {
+        for k in 0..8 {
+            acc[k] += x[k] * y[k];
+        }
+    }
+    let tail: Real = ar.iter().zip(br).map(|(x, y)| x * y).sum();
+    acc.iter().sum::<Real>() + tail
+}
+
+/// `y += a·x`.
+#[inline(always)]
+fn axpy(y: &mut [Real], a: Real, x: &[Real]) {
+    for (y, &x) in y.iter_mut().zip(x) {
+        *y += a * x;
+    }
+}
+
+/// `y = W·x + bias` for a row-major `W` of `bias.len()` rows.
+fn mat_vec(w: &[Real], bias: &[Real], x: &[Real]) -> Vec<Real> {
+    w.chunks_exact(x.len())
+        .zip(bias)
+        .map(|(row, &b)| dot(row, x) + b)
+        .collect()
+}
+
+/// `dx = clip(Wᵀ·dz)` for a row-major `W` of `dz.len()` rows: the twin's `input_grad`.
+fn input_grad(w: &[Real], dz: &[Real]) -> Vec<Real> {
+    let cols = w.len() / dz.len();
+    let mut dx = vec![0.0; cols];
+    for (row, &d) in w.chunks_exact(cols).zip(dz) {
+        axpy(&mut dx, d, row);
+    }
+    dx.iter_mut().for_each(|v| *v = clip(*v));
+    dx
+}
+
+fn sigmoid(x: Real) -> Real {
+    1.0 / (1.0 + (-x).exp())
+}
+
+/// One parameter tensor (row-major, `cols` wide), its Adam second moment and its window
+/// gradient.
+struct Param {
+    w: Vec<Real>,
+    v: Vec<Real>,
+    grad: Vec<Real>,
+    cols: usize,
+}
+
+impl Param {
+    /// A tensor from the twin's Q24 master values, scaled to reals.
+    fn from_q24(master: &[i32], cols: usize) -> Param {
+        let scale = 1.0 / (1u64 << MASTER_FRAC) as f64;
+        Param {
+            w: master.iter().map(|&q| (q as f64 * scale) as Real).collect(),
+            v: vec![0.0; master.len()],
+            grad: vec![0.0; master.len()],
+            cols,
+        }
+    }
+
+    /// Row `r` of the values.
+    fn row(&self, r: usize) -> &[Real] {
+        &self.w[r * self.cols..(r + 1) * self.cols]
+    }
+
+    /// `grad[r] += scale · x` for row `r`.
+    fn add_grad(&mut self, r: usize, scale: Real, x: &[Real]) {
+        axpy(&mut self.grad[r * self.cols..(r + 1) * self.cols], scale, x);
+    }
+
+    /// Adds the outer product `dz ⊗ x` to the gradient of a matrix.
+    fn add_outer(&mut self, dz: &[Real], x: &[Real]) {
+        for (r, &d) in dz.iter().enumerate() {
+            self.add_grad(r, d, x);
+        }
+    }
+
+    /// One Adam step of every weight from its window gradient, which it then zeroes: the twin's
+    /// `adam_step` (β1 = 0, no bias correction, `v` seeded with the first g², zero gradients
+    /// skipped, `v` floored at the twin's unit 2^−40).
+    fn adam(&mut self, lr: Real, beta2_shift: u32) {
+        let decay = (1.0 / (1u64 << beta2_shift) as f64) as Real;
+        let floor = (2f64.powi(-40)) as Real;
+        for ((w, v), g) in self.w.iter_mut().zip(&mut self.v).zip(&mut self.grad) {
+            let gv = std::mem::take(g);
+            if gv == 0.0 {
+                continue;
+            }
+            let sq = gv * gv;
+            *v = if *v == 0.0 {
+                sq
+            } else {
+                *v + decay * (sq - *v)
+            };
+            *w -= lr * gv / v.max(floor).sqrt();
+        }
+    }
+}
+
+/// One layer's parameters, in the twin's tensor order.
+struct Layer {
+    /// `3·cells × inputs`: rows forget, output, candidate.
+    matrix: Param,
+    /// `256 × 3·cells`.
+    embedding: Param,
+    /// `3·cells`.
+    bias: Param,
+}
+
+/// What one layer's forward step leaves for the backward pass (the twin's `LayerWindow` row).
+struct LayerTrace {
+    x: Vec<Real>,
+    /// Forget, output, candidate.
+    gates: Vec<Real>,
+    c_prev: Vec<Real>,
+    tanh_c: Vec<Real>,
+}
+
+/// One recorded step of the window.
+struct StepTrace {
+    symbol: u8,
+    layers: Vec<LayerTrace>,
+    head_in: Vec<Real>,
+    probs: Vec<Real>,
+}
+
+/// The float twin of the CPU backend, one stream.
+struct FloatModel {
+    cells: usize,
+    lr: Real,
+    beta2_shift: u32,
+    layers: Vec<Layer>,
+    head: Param,
+    head_bias: Param,
+    h: Vec<Vec<Real>>,
+    c: Vec<Vec<Real>>,
+    trace: Vec<StepTrace>,
+}
+
+impl FloatModel {
+    /// The model of `params` with the twin's initial weights.
+    fn new(params: &ModelParams) -> FloatModel {
+        let shape = Shape::new(params);
+        let specs = shape.tensors();
+        let masters = initial_weights(&shape, params.seed);
+        let mut tensors = masters
+            .iter()
+            .zip(&specs)
+            .map(|(m, spec)| Param::from_q24(m, spec.cols));
+        let layers = (0..shape.layers)
+            .map(|_| Layer {
+                matrix: tensors.next().unwrap(),
+                embedding: tensors.next().unwrap(),
+                bias: tensors.next().unwrap(),
+            })
+            .collect();
+        let head = tensors.next().unwrap();
+        let head_bias = tensors.next().unwrap();
+        FloatModel {
+            cells: shape.cells,
+            lr: (params.learning_rate_q24 as f64 / (1u64 << 24) as f64) as Real,
+            beta2_shift: params.beta2_shift as u32,
+            layers,
+            head,
+            head_bias,
+            h: vec![vec![0.0; shape.cells]; shape.layers],
+            c: vec![vec![0.0; shape.cells]; shape.layers],
+            trace: Vec::new(),
+        }
+    }
+
+    /// One forward step with input byte `symbol`; returns the logits and records the step.
+    fn forward(&mut self, symbol: u8) -> Vec<Real> {
+        let cells = self.cells;
+        let mut traces = Vec::with_capacity(self.layers.len());
+        let mut head_in = Vec::with_capacity(self.layers.len() * cells);
+        for l in 0..self.layers.len() {
+            let mut x = Vec::with_capacity(2 * cells);
+            if l > 0 {
+                x.extend_from_slice(&self.h[l - 1]);
+            }
+            x.extend_from_slice(&self.h[l]);
+            let p = &self.layers[l];
+            let mut z = mat_vec(&p.matrix.w, &p.bias.w, &x);
+            axpy(&mut z, 1.0, p.embedding.row(symbol as usize));
+            let c_prev = self.c[l].clone();
+            let (gates, tanh_c) = cell_forward(cells, &z, &mut self.c[l], &mut self.h[l]);
+            head_in.extend_from_slice(&self.h[l]);
+            traces.push(LayerTrace {
+                x,
+                gates,
+                c_prev,
+                tanh_c,
+            });
+        }
+        let logits = mat_vec(&self.head.w, &self.head_bias.w, &head_in);
+        self.trace.push(StepTrace {
+            symbol,
+            layers: traces,
+            head_in,
+            probs: softmax(&logits),
+        });
+        logits
+    }
+
+    /// Back-propagates through the recorded window (the twin's `streams::backward`),
+    /// accumulating every weight gradient, then takes one Adam step and forgets the window.
+    fn train(&mut self, targets: &[u8]) {
+        let (cells, depth) = (self.cells, self.layers.len());
+        let mut dh_next = vec![vec![0.0; cells]; depth];
+        let mut dc_next = vec![vec![0.0; cells]; depth];
+        let trace = std::mem::take(&mut self.trace);
+        assert_eq!(trace.len(), targets.len());
+        for (step, &target) in trace.iter().zip(targets).rev() {
+            let mut dlogits = step.probs.clone();
+            dlogits[target as usize] -= 1.0;
+            self.head.add_outer(&dlogits, &step.head_in);
+            axpy(&mut self.head_bias.grad, 1.0, &dlogits);
+            let dhead_in = input_grad(&self.head.w, &dlogits);
+            let mut from_above = vec![0.0; cells];
+            for l in (0..depth).rev() {
+                let dh: Vec<Real> = (0..cells)
+                    .map(|j| {
+                        let above = if l + 1 < depth { from_above[j] } else { 0.0 };
+                        clip(dhead_in[l * cells + j] + dh_next[l][j] + above)
+                    })
+                    .collect();
+                let lt = &step.layers[l];
+                let dz = cell_backward(cells, lt, &dh, &mut dc_next[l]);
+                let layer = &mut self.layers[l];
+                layer.matrix.add_outer(&dz, &lt.x);
+                axpy(&mut layer.bias.grad, 1.0, &dz);
+                layer.embedding.add_grad(step.symbol as usize, 1.0, &dz);
+                let dx = input_grad(&layer.matrix.w, &dz);
+                let split = dx.len() - cells;
+                dh_next[l].copy_from_slice(&dx[split..]);
+                from_above = dx[..split].to_vec();
+            }
+        }
+        let (lr, shift) = (self.lr, self.beta2_shift);
+        for layer in &mut self.layers {
+            layer.matrix.adam(lr, shift);
+            layer.embedding.adam(lr, shift);
+            layer.bias.adam(lr, shift);
+        }
+        self.head.adam(lr, shift);
+        self.head_bias.adam(lr, shift);
+    }
+}
+
+/// The tied-input-gate LSTM cell (the twin's `cell_forward`): updates `c` and `h` from the
+/// pre-activations `z` (forget, output, candidate) and returns the gates and tanh(c).
+fn cell_forward(
+    cells: usize,
+    z: &[Real],
+    c: &mut [Real],
+    h: &mut [Real],
+) -> (Vec<Real>, Vec<Real>) {
+    let mut gates = vec![0.0; GATES * cells];
+    let mut tanh_c = vec![0.0; cells];
+    for j in 0..cells {
+        let f = sigmoid(z[j]);
+        let o = sigmoid(z[cells + j]);
+        let g = z[2 * cells + j].tanh();
+        gates[j] = f;
+        gates[cells + j] = o;
+        gates[2 * cells + j] = g;
+        c[j] = f * c[j] + (1.0 - f) * g;
+        tanh_c[j] = c[j].tanh();
+        h[j] = o * tanh_c[j];
+    }
+    (gates, tanh_c)
+}
+
+/// Back-propagation through `cell_forward` (the twin's `cell_backward`, with its clips): `dh`
+/// is the hidden state's gradient, `dc` the new cell state's on entry and the previous one's
+/// on return; returns the gradient of the pre-activations.
+fn cell_backward(cells: usize, t: &LayerTrace, dh: &[Real], dc: &mut [Real]) -> Vec<Real> {
+    let mut dz = vec![0.0; GATES * cells];
+    for j in 0..cells {
+        let (f, o, g) = (t.gates[j], t.gates[cells + j], t.gates[2 * cells + j]);
+        let th = t.tanh_c[j];
+        let d_o = dh[j] * th;
+        let d_t = dh[j] * o;
+        let d_c = clip(dc[j] + d_t * (1.0 - th * th));
+        let d_f = d_c * (t.c_prev[j] - g);
+        let d_g = d_c * (1.0 - f);
+        dc[j] = clip(d_c * f);
+        dz[j] = clip(d_f * f * (1.0 - f));
+        dz[cells + j] = clip(d_o * o * (1.0 - o));
+        dz[2 * cells + j] = clip(d_g * (1.0 - g * g));
+    }
+    dz
+}
+
+/// The softmax of `logits`.
+fn softmax(logits: &[Real]) -> Vec<Real> {
+    let max = logits.iter().copied().fold(Real::NEG_INFINITY, Real::max);
+    let e: Vec<Real> = logits.iter().map(|&l| (l - max).exp()).collect();
+    let sum: Real = e.iter().sum();
+    e.iter().map(|&v| v / sum).collect()
+}
+
+/// `-log2 p(target)` under the softmax of `logits`, in f64.
+fn softmax_bits(logits: &[Real], target: u8) -> f64 {
+    let max = logits
+        .iter()
+        .fold(f64::NEG_INFINITY, |m, &l| m.max(l as f64));
+    let log_sum = logits
+        .iter()
+        .map(|&l| (l as f64 - max).exp())
+        .sum::<f64>()
+        .ln();
+    (log_sum - (logits[target as usize] as f64 - max)) / std::f64::consts::LN_2
+}
+
+/// `-log2(freq/2^16)` of `target` in the frequency table the twin's `softmax_freq` would build
+/// from these (float) logits: `1 + ⌊p·(2^16 − 256)⌋`, the remainder to the first largest logit.
+fn table_bits(logits: &[Real], target: u8) -> f64 {
+    let max = logits
+        .iter()
+        .fold(f64::NEG_INFINITY, |m, &l| m.max(l as f64));
+    let argmax = logits.iter().position(|&l| l as f64 == max).unwrap();
+    let e: Vec<f64> = logits.iter().map(|&l| (l as f64 - max).exp()).collect();
+    let sum: f64 = e.iter().sum();
+    let spread = (FREQ_TOTAL - SYMBOLS as u32) as f64;
+    let freqs: Vec<u32> = e.iter().map(|v| 1 + (v * spread / sum) as u32).collect();
+    let rest = FREQ_TOTAL - freqs.iter().sum::<u32>();
+    let freq = freqs[target as usize] + if target as usize == argmax { rest } else { 0 };
+    -(freq as f64 / FREQ_TOTAL as f64).log2()
+}
+
+/// Code lengths of one byte, in bits.
+#[derive(Clone, Copy, Default)]
+struct Cost {
+    /// Under the model's own distribution.
+    model: f64,
+    /// Under the coder's 16-bit frequency table.
+    table: f64,
+}
+
+/// A model that predicts each byte from the one before and trains on each finished window.
+trait OnlineModel {
+    /// Runs one step with input byte `input` and returns what `target` costs.
+    fn step(&mut self, input: u8, target: u8) -> Cost;
+    /// Trains on the steps since the last call; `targets` are their actual bytes.
+    fn train(&mut self, targets: &[u8]);
+}
+
+impl OnlineModel for FloatModel {
+    fn step(&mut self, input: u8, target: u8) -> Cost {
+        let logits = self.forward(input);
+        Cost {
+            model: softmax_bits(&logits, target),
+            table: table_bits(&logits, target),
+        }
+    }
+
+    fn train(&mut self, targets: &[u8]) {
+        FloatModel::train(self, targets);
+    }
+}
+
+impl OnlineModel for CpuBackend {
+    fn step(&mut self, input: u8, target: u8) -> Cost {
+        let freqs = self.forward(&[&[input]]).expect("CPU twin forward");
+        let bits = -(freqs[target as usize] as f64 / FREQ_TOTAL as f64).log2();
+        Cost {
+            model: bits,
+            table: bits,
+        }
+    }
+
+    fn train(&mut self, targets: &[u8]) {
+        Backend::train(self, targets).expect("CPU twin train");
+    }
+}
+
+/// `codec::run_schedule` for one stream: step `t` has input `data[t−1]` (0 at `t = 0`) and
+/// target `data[t]`; training follows every full window except one that ends the data.
+/// Returns the total code length.
+fn run_schedule(model: &mut dyn OnlineModel, data: &[u8], window: usize) -> Cost {
+    let mut total = Cost::default();
+    let mut targets = Vec::with_capacity(window);
+    for (t, &byte) in data.iter().enumerate() {
+        let input = if t == 0 { 0 } else { data[t - 1] };
+        let cost = model.step(input, byte);
+        total.model += cost.model;
+        total.table += cost.table;
+        targets.push(byte);
+        if (t + 1) % window == 0 && t + 1 < data.len() {
+            model.train(&targets);
+            targets.clear();
+        }
+    }
+    total
+}
+
+/// The float model's weights, tensor by tensor, in the twin's `Shape::tensors` order.
+fn float_weights(model: &FloatModel) -> Vec<&[Real]> {
+    let mut out: Vec<&[Real]> = Vec::new();
+    for layer in &model.layers {
+        out.extend([
+            &layer.matrix.w[..],
+            &layer.embedding.w[..],
+            &layer.bias.w[..],
+        ]);
+    }
+    out.extend([&model.head.w[..], &model.head_bias.w[..]]);
+    out
+}
+
+/// A check that the float model mirrors the twin: both train on the first `CHECK_WINDOWS`
+/// windows of `data`, and for every tensor (in `Shape::tensors` order) this compares their
+/// weight changes: cosine similarity and the ratio of their norms, float over integer.
+///
+/// Near 1 for both means the same gradients and Adam steps. (The first window alone checks
+/// little more than signs: a first Adam step is ±lr, since `v` starts at g². Over more windows
+/// the two drift apart by themselves: training is chaotic at the scale of the Q12 rounding,
+/// and the float model against itself with its weights moved by ±2^−13 falls to cosines of
+/// 0.2–0.8 after 10 windows of preset 5, as the twin against the float model does.)
+fn early_update_check(params: &ModelParams, data: &[u8]) -> Vec<(f64, f64)> {
+    let window = (params.window as usize).min(data.len().saturating_sub(1));
+    let span = (CHECK_WINDOWS * window).min(data.len().saturating_sub(1));
+    let mut float = FloatModel::new(params);
+    let mut int = CpuBackend::new(params);
+    let before: Vec<Vec<f64>> = int
+        .master_weights()
+        .iter()
+        .map(|t| {
+            t.iter()
+                .map(|&q| q as f64 / (1u64 << MASTER_FRAC) as f64)
+                .collect()
+        })
+        .collect();
+    run_schedule(&mut float, &data[..span + 1], window);
+    run_schedule(&mut int, &data[..span + 1], window);
+    let after_int = int.master_weights();
+    let after_float = float_weights(&float);
+    before
+        .iter()
+        .zip(after_int.iter().zip(&after_float))
+        .map(|(b, (ai, af))| {
+            let (mut dot, mut ni, mut nf) = (0.0, 0.0, 0.0);
+            for ((&b, &i), &f) in b.iter().zip(ai.iter()).zip(af.iter()) {
+                let di = i as f64 / (1u64 << MASTER_FRAC) as f64 - b;
+                let df = f as f64 - b;
+                dot += di * df;
+                ni += di * di;
+                nf += df * df;
+            }
+            (
+                dot / (ni * nf).sqrt().max(1e-300),
+                (nf / ni.max(1e-300)).sqrt(),
+            )
+        })
+        .collect()
+}
+
+/// Runs `f` and returns its result and the seconds it took.
+fn timed<T>(f: impl FnOnce() -> T) -> (T, f64) {
+    let started = Instant::now();
+    let out = f();
+    (out, started.elapsed().as_secs_f64())
+}
+
+fn env_var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+/// Measures one input and prints its line.
+fn measure(name: &str, data: &[u8], level: u8) -> Result<(), String> {
+    let mut params = presets::params_for(level, data.len() as u64);
+    params.streams = 1;
+    let bpb = |bits: f64| bits / data.len().max(1) as f64;
+    let window = params.window as usize;
+    let (float, float_s) = timed(|| run_schedule(&mut FloatModel::new(&params), data, window));
+    let (int, int_s) = timed(|| run_schedule(&mut CpuBackend::new(&params), data, window));
+    let options = Options {
+        level,
+        backend: BackendChoice::Cpu,
+        adapter: None,
+        streams: Some(1),
+    };
+    let (archive, archive_s) = timed(|| nngpu::compress(data, &options));
+    let archive = archive.map_err(|e| format!("{name}: compression failed: {e}"))?;
+    let (f, f16, i) = (bpb(float.model), bpb(float.table), bpb(int.table));
+    println!(
+        "{name:<14} {:>8} {f:>7.4} {f16:>8.4} {i:>7.4} {:>+6.2}% {:>8.4}  {float_s:>7.1} {int_s:>7.1} {archive_s:>7.1}",
+        data.len(),
+        100.0 * (i - f) / f,
+        bpb(8.0 * archive.bytes.len() as f64),
+    );
+    let check: Vec<String> = early_update_check(&params, data)
+        .iter()
+        .map(|(cos, ratio)| format!("{cos:.3}/{ratio:.2}"))
+        .collect();
+    println!(
+        "{:<14} weight changes over {CHECK_WINDOWS} windows, float vs int, cos/norm ratio per tensor: {}",
+        "",
+        check.join(" ")
+    );
+    Ok(())
+}
+
+/// The files to measure and the bytes to read of each (`None`: all).
+fn inputs() -> Vec<(PathBuf, Option<usize>)> {
+    let named: Vec<(PathBuf, Option<usize>)> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .map(|a| (PathBuf::from(a), None))
+        .collect();
+    if !named.is_empty() {
+        return named;
+    }
+    let corpus = env_var("NNGPU_CORPUS").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus"),
+        PathBuf::from,
+    );
+    vec![
+        (
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/alice29.txt"),
+            None,
+        ),
+        (corpus.join("book1"), Some(BOOK1_DEFAULT_BYTES)),
+    ]
+}
+
+fn run() -> Result<(), String> {
+    let level = match env_var("NNGPU_LEVEL") {
+        None => presets::DEFAULT_LEVEL,
+        Some(v) => v
+            .trim()
+            .parse::<u8>()
+            .ok()
+            .filter(|l| (presets::MIN_LEVEL..=presets::MAX_LEVEL).contains(l))
+            .ok_or_else(|| format!("NNGPU_LEVEL={v}: expected 1..=9"))?,
+    };
+    let limit = env_var("NNGPU_BENCH_LIMIT")
+        .map(|v| {
+            v.trim()
+                .parse::<usize>()
+                .map_err(|e| format!("NNGPU_BENCH_LIMIT={v}: {e}"))
+        })
+        .transpose()?;
+    let p = presets::params_for(level, 0);
+    println!(
+        "level {level}: {} x {} cells, window {}, lr {:.6}, one stream; float = {}",
+        p.layers,
+        p.cells,
+        p.window,
+        p.learning_rate_q24 as f64 / (1u64 << 24) as f64,
+        std::any::type_name::<Real>(),
+    );
+    println!(
+        "{:<14} {:>8} {:>7} {:>8} {:>7} {:>7} {:>8}  {:>7} {:>7} {:>7}",
+        "file", "bytes", "float", "float16", "int", "diff", "archive", "float s", "int s", "arch s"
+    );
+    for (path, cap) in inputs() {
+        let name = path.file_name().map_or_else(
+            || path.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        );
+        let mut data = match std::fs::read(&path) {
+            Ok(data) => data,
+            Err(e) => {
+                println!("{name:<14} skipped: cannot read {}: {e}", path.display());
+                continue;
+            }
+        };
+        let cap = match (cap, limit) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        if let Some(cap) = cap {
+            data.truncate(cap);
+        }
+        measure(&name, &data, level)?;
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("float_reference: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
