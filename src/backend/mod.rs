@@ -5,6 +5,7 @@ pub mod cpu;
 pub mod gpu;
 
 use crate::error::Error;
+use crate::model::params::ModelParams;
 
 /// What runs the model, step by step.
 ///
@@ -32,8 +33,9 @@ pub trait Backend {
 /// Which backend the user asked for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BackendChoice {
-    /// A hardware GPU if there is one (or the adapter named, even a software one), else the
-    /// CPU twin; also the CPU twin when the GPU cannot hold the model.
+    /// A hardware GPU if there is one and the model runs at least `AUTO_GPU_MIN_STREAMS`
+    /// streams (or the adapter named, even a software one), else the CPU twin; also the CPU
+    /// twin when the GPU cannot hold the model.
     Auto,
     /// A GPU adapter through wgpu (hardware or software); an error if none can run the model.
     Gpu,
@@ -46,24 +48,72 @@ pub enum BackendChoice {
 pub fn open(
     choice: BackendChoice,
     adapter: Option<&str>,
-    params: &crate::model::params::ModelParams,
+    params: &ModelParams,
 ) -> Result<Box<dyn Backend>, Error> {
     match choice {
         BackendChoice::Cpu => Ok(Box::new(cpu::CpuBackend::new(params))),
         BackendChoice::Gpu => Ok(Box::new(gpu::GpuBackend::open(adapter, params)?)),
-        // A software adapter runs these kernels far slower than the CPU twin (see the
-        // benchmark figures in README.md), so `auto` never picks one by itself, only when
-        // the user names it. `auto` falls back to the CPU twin when the GPU cannot hold
-        // this model (a limit, a missing feature); the archive is the same either way.
-        BackendChoice::Auto => match gpu::usable_adapters(adapter).first() {
-            Some(best) if adapter.is_some() || !gpu::is_software(&best.get_info()) => {
-                match gpu::GpuBackend::on(best, params) {
-                    Ok(gpu) => Ok(Box::new(gpu)),
-                    Err(Error::BackendUnavailable(_)) => Ok(Box::new(cpu::CpuBackend::new(params))),
-                    Err(other) => Err(other),
-                }
+        BackendChoice::Auto => auto(adapter, params),
+    }
+}
+
+/// Fewest streams for which `auto` takes a hardware GPU that the user did not name. Today's
+/// kernels are latency-bound: measured on an NVIDIA H200 against the CPU twin on the host's 16
+/// cores (README, Results), one stream at `-5` compressed at 2.5 KB/s on the GPU and 12.9 KB/s
+/// on the twin, 64 streams at 90.5 against 63.2 KB/s.
+pub const AUTO_GPU_MIN_STREAMS: u32 = 64;
+
+/// What `auto` runs, and why. A software adapter runs these kernels far slower than the CPU
+/// twin (README, Results), so `auto` never picks one by itself, only when the user names it;
+/// it falls back to the CPU twin when the GPU cannot hold this model (a limit, a missing
+/// feature). The archive is the same whichever runs.
+fn auto(adapter: Option<&str>, params: &ModelParams) -> Result<Box<dyn Backend>, Error> {
+    let cpu = |why: String| -> Box<dyn Backend> {
+        Box::new(Chosen {
+            backend: Box::new(cpu::CpuBackend::new(params)),
+            why,
+        })
+    };
+    if adapter.is_none() && params.streams < AUTO_GPU_MIN_STREAMS {
+        return Ok(cpu(format!(
+            "{} stream(s): a GPU is faster only from {AUTO_GPU_MIN_STREAMS}",
+            params.streams
+        )));
+    }
+    match gpu::usable_adapters(adapter).first() {
+        Some(best) if adapter.is_some() || !gpu::is_software(&best.get_info()) => {
+            match gpu::GpuBackend::on(best, params) {
+                Ok(gpu) => Ok(Box::new(Chosen {
+                    backend: Box::new(gpu),
+                    why: match adapter {
+                        Some(name) => format!("the adapter matching {name:?}"),
+                        None => format!("{} streams on a hardware GPU", params.streams),
+                    },
+                })),
+                Err(Error::BackendUnavailable(e)) => Ok(cpu(format!("the GPU cannot run it: {e}"))),
+                Err(other) => Err(other),
             }
-            _ => Ok(Box::new(cpu::CpuBackend::new(params))),
-        },
+        }
+        _ => Ok(cpu("no hardware GPU".to_string())),
+    }
+}
+
+/// A backend `auto` chose, with the reason `describe` (and so `-v`) gives.
+struct Chosen {
+    backend: Box<dyn Backend>,
+    why: String,
+}
+
+impl Backend for Chosen {
+    fn describe(&self) -> String {
+        format!("{}, chosen by auto: {}", self.backend.describe(), self.why)
+    }
+
+    fn forward(&mut self, steps: &[&[u8]]) -> Result<&[u32], Error> {
+        self.backend.forward(steps)
+    }
+
+    fn train(&mut self, targets: &[u8], learning_rate_q24: u32) -> Result<(), Error> {
+        self.backend.train(targets, learning_rate_q24)
     }
 }
