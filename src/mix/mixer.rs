@@ -14,8 +14,8 @@ const WEIGHT_FRAC: u32 = 16;
 /// Weights are clamped to ±this (±32.0): far beyond any useful blend, only a guard.
 const WEIGHT_LIMIT: i64 = 32 << WEIGHT_FRAC;
 /// Shift that turns `x · err · rate` into a Q16 weight step: with `x` in Q8 and `err` in Q12,
-/// `rate` is the learning rate in units of 2^-10.
-const STEP_SHIFT: u32 = 14;
+/// `rate` is the learning rate in units of 2^-12.
+const STEP_SHIFT: u32 = 16;
 
 /// A mixer of `N` inputs with a number of weight sets fixed at creation. The input count is a
 /// type parameter so the dot product and the update compile to fixed, unrolled loops.
@@ -51,7 +51,7 @@ impl<const N: usize> Mixer<N> {
     }
 
     /// Trains the weight set used by the last `mix` on the coded `bit`, with learning rate
-    /// `rate` (units of 2^-10), given the same inputs `x`.
+    /// `rate` (units of 2^-12), given the same inputs `x`.
     #[inline]
     pub fn learn(&mut self, x: &[i32; N], bit: u8, rate: i32) {
         let err = i64::from((i32::from(bit) << 12) - self.p) * i64::from(rate);
@@ -82,7 +82,7 @@ mod tests {
             let noise = stretch((rng.next() % 4000 + 48) as i32);
             let x = [good, noise];
             m.mix(&x, 0);
-            m.learn(&x, bit, 24);
+            m.learn(&x, bit, 96);
         }
         let [good, noise] = m.weights[0];
         assert!(good > 3 * noise.abs(), "{:?}", m.weights);
