@@ -24,9 +24,10 @@ pub enum Error {
         /// Hash of the decoded data.
         got: u64,
     },
-    /// A backend produced a frequency table the coder cannot use: a backend bug, reported
-    /// instead of writing an archive that would not decode.
-    #[error("internal error: the model produced an invalid frequency table")]
+    /// A backend produced a frequency table the mixing stage cannot use, or the stage a bit
+    /// probability the coder cannot use: a bug, reported instead of writing an archive that
+    /// would not decode.
+    #[error("internal error: the model produced an invalid frequency table or bit probability")]
     InvalidTable,
     /// The requested backend cannot run here (no adapter, missing feature or limit).
     #[error("backend unavailable: {0}")]

@@ -66,6 +66,28 @@ impl<const N: usize> Mixer<N> {
     }
 }
 
+/// Bits coded over which a decaying rate's excess over its floor halves.
+const RATE_HALF_LIFE_BITS: u64 = 1 << 14;
+
+/// A learning rate that falls from `start` towards `floor` as bits are coded.
+#[derive(Clone, Copy, Debug)]
+pub struct DecayingRate {
+    /// The rate for the first bit (units of 2^-12).
+    pub start: i32,
+    /// The rate it tends to (units of 2^-12), at most `start`.
+    pub floor: i32,
+}
+
+impl DecayingRate {
+    /// The rate after `bits` coded bits: `floor + (start − floor) · h / (h + bits)` with
+    /// `h = RATE_HALF_LIFE_BITS`, between `floor` and `start`.
+    pub fn at(self, bits: u64) -> i32 {
+        let excess = (self.start - self.floor) as u64 * RATE_HALF_LIFE_BITS
+            / (RATE_HALF_LIFE_BITS + bits);
+        self.floor + excess as i32
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
