@@ -69,11 +69,12 @@ impl Split {
     fn of(budget: u64) -> Split {
         let b = budget as usize;
         Split {
-            // Context tables take 7/8 of the budget; the match model and the APM the rest.
+            // The seven context tables take 7/8 of the budget, the match model's history 1/16
+            // and its table 1/64, the order-1 APM (66 bytes a context) about 1/32.
             context_table: b / 8,
             match_history: b / 16,
-            match_table: b / 32,
-            apm_contexts: 1 << (b / 1024).clamp(256, 1 << 16).ilog2(),
+            match_table: b / 64,
+            apm_contexts: 1 << (b / 2048).clamp(256, 1 << 16).ilog2(),
         }
     }
 
@@ -215,5 +216,68 @@ impl StreamMixer {
         self.order1_apm.learn(bit);
         self.contexts.learn(bit);
         self.matches.learn(done, bit);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::coder::{BinaryDecoder, BinaryEncoder};
+    use crate::model::init::SplitMix64;
+
+    /// A valid LSTM table (entries ≥ 1, total 2^16) drawn at random, peaked or flat.
+    fn random_table(rng: &mut SplitMix64) -> [u32; 256] {
+        let mut t = [1u32; 256];
+        let peak = (rng.next() % 256) as usize;
+        let mut left = 65536 - 256;
+        for _ in 0..4 {
+            let i = if rng.next() % 2 == 0 { peak } else { (rng.next() % 256) as usize };
+            let add = (rng.next() % (u64::from(left) + 1)) as u32;
+            t[i] += add;
+            left -= add;
+        }
+        t[peak] += left;
+        t
+    }
+
+    #[test]
+    fn decoder_follows_encoder_under_random_tables() {
+        let mut rng = SplitMix64(11);
+        // Text-like with repeats (the match model engages), then random bytes.
+        let mut data: Vec<u8> = b"the cat sat on the mat; the cat sat on the hat. ".repeat(40);
+        data.extend((0..2000).map(|_| rng.next() as u8));
+        let tables: Vec<[u32; 256]> = data.iter().map(|_| random_table(&mut rng)).collect();
+        let budget = stream_budget(16, 1);
+        let mut stage = StreamMixer::new(budget);
+        let mut enc = BinaryEncoder::new();
+        for (byte, table) in data.iter().zip(&tables) {
+            assert_eq!(stage.code_byte(table, *byte, &mut enc), Ok(*byte));
+        }
+        let coded = enc.finish();
+        let mut stage = StreamMixer::new(budget);
+        let mut dec = BinaryDecoder::new(&coded).unwrap();
+        for (byte, table) in data.iter().zip(&tables) {
+            assert_eq!(stage.code_byte(table, 0, &mut dec), Ok(*byte));
+        }
+        dec.finish().unwrap();
+        // The repeated text costs far less than the random tail.
+        assert!(coded.len() < 2000 + 600, "{} bytes", coded.len());
+    }
+
+    #[test]
+    fn tables_stay_within_the_budget_plus_a_fixed_part_per_stream() {
+        // Mixer weights and APMs are a fixed ~125 KiB per stream; the rest follows the budget.
+        const FIXED_PER_STREAM: u64 = 128 << 10;
+        for mix_log2 in 16..=30u8 {
+            for streams in [1u32, 2, 3, 64, 1000, 65_536] {
+                let need = state_bytes(mix_log2, streams);
+                assert!(
+                    need <= (1u64 << mix_log2) + u64::from(streams) * FIXED_PER_STREAM,
+                    "2^{mix_log2} bytes, {streams} streams: {need}"
+                );
+            }
+        }
+        // The default preset's largest tables fit the 256 MiB the issue allows.
+        assert!(state_bytes(28, 1) <= 256 << 20);
     }
 }
