@@ -89,7 +89,8 @@ impl MatchModel {
         self.history[(pos as usize) & (self.history.len() - 1)]
     }
 
-    /// The mixer's view of the match: its length bucket (0 = none) and the predicted bit.
+    /// The mixer's view of the match: its length bucket, 0 when there is none or the byte's bits
+    /// so far have left it.
     pub fn state(&self) -> usize {
         if self.len > 0 && self.agrees { length_bucket(self.len) } else { 0 }
     }
