@@ -20,7 +20,11 @@ use nngpu::mix::{self, StreamMixer};
 use nngpu::model::presets;
 
 fn files() -> Vec<PathBuf> {
-    let named: Vec<PathBuf> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).map(PathBuf::from).collect();
+    let named: Vec<PathBuf> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .map(PathBuf::from)
+        .collect();
     if !named.is_empty() {
         return named;
     }
@@ -40,7 +44,10 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     let flat = [256u32; 256];
-    println!("{:<16} {:>10} {:>10} {:>9} {:>10} {:>10}", "file", "bytes", "coded", "bits/B", "enc MB/s", "dec MB/s");
+    println!(
+        "{:<16} {:>10} {:>10} {:>9} {:>10} {:>10}",
+        "file", "bytes", "coded", "bits/B", "enc MB/s", "dec MB/s"
+    );
     for path in files {
         let Ok(data) = std::fs::read(&path) else {
             eprintln!("{}: cannot read", path.display());
@@ -52,7 +59,9 @@ fn main() -> ExitCode {
         let mut stage = StreamMixer::new(budget);
         let mut enc = BinaryEncoder::new();
         for &b in &data {
-            stage.code_byte(&flat, b, &mut enc).expect("valid probabilities");
+            stage
+                .code_byte(&flat, b, &mut enc)
+                .expect("valid probabilities");
         }
         let coded = enc.finish();
         let enc_s = start.elapsed().as_secs_f64();
@@ -65,7 +74,10 @@ fn main() -> ExitCode {
         dec.finish().expect("ends at the flush");
         let dec_s = start.elapsed().as_secs_f64();
         assert!(back == data, "{}: round trip failed", path.display());
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let mb = data.len() as f64 / 1e6;
         println!(
             "{:<16} {:>10} {:>10} {:>9.4} {:>10.2} {:>10.2}",

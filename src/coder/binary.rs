@@ -120,7 +120,9 @@ impl<'a> BinaryDecoder<'a> {
     /// Starts decoding `input`. Errors with [`CoderError::Truncated`] if it is shorter than
     /// the 4 bytes every encoder output has.
     pub fn new(input: &'a [u8]) -> Result<Self, CoderError> {
-        let head = input.first_chunk::<CODE_BYTES>().ok_or(CoderError::Truncated)?;
+        let head = input
+            .first_chunk::<CODE_BYTES>()
+            .ok_or(CoderError::Truncated)?;
         Ok(Self {
             low: 0,
             high: u32::MAX,
@@ -190,7 +192,11 @@ mod tests {
                 };
                 // Mostly the likely bit, sometimes the unlikely one.
                 let likely = u8::from(p >= 2048);
-                let bit = if (r >> 40) % 10 == 0 { 1 - likely } else { likely };
+                let bit = if (r >> 40) % 10 == 0 {
+                    1 - likely
+                } else {
+                    likely
+                };
                 (bit, p)
             })
             .collect()

@@ -30,7 +30,9 @@ fn tables() -> &'static Tables {
     TABLES.get_or_init(|| {
         // fixed::sigmoid takes Q12 input and gives Q12 (= 12-bit probability) output.
         let squash: Vec<u16> = (-STRETCH_LIMIT..=STRETCH_LIMIT)
-            .map(|x| fixed::sigmoid(x << (fixed::ACT_FRAC - STRETCH_FRAC)).clamp(1, PROB_ONE - 1) as u16)
+            .map(|x| {
+                fixed::sigmoid(x << (fixed::ACT_FRAC - STRETCH_FRAC)).clamp(1, PROB_ONE - 1) as u16
+            })
             .collect();
         // stretch(p): the smallest x with squash(x) ≥ p, so stretch(squash(x)) ≤ x and the
         // table is monotone.

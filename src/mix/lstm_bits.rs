@@ -58,7 +58,11 @@ mod tests {
         for done in 0..8 {
             let bit = (b'a' >> (7 - done)) & 1;
             let p = bits.p1(done, prefix);
-            if bit == 1 { assert!(p > 4000) } else { assert!(p < 96) }
+            if bit == 1 {
+                assert!(p > 4000)
+            } else {
+                assert!(p < 96)
+            }
             prefix = (prefix << 1) | u32::from(bit);
         }
     }

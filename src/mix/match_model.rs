@@ -92,7 +92,11 @@ impl MatchModel {
     /// The mixer's view of the match: its length bucket, 0 when there is none or the byte's bits
     /// so far have left it.
     pub fn state(&self) -> usize {
-        if self.len > 0 && self.agrees { length_bucket(self.len) } else { 0 }
+        if self.len > 0 && self.agrees {
+            length_bucket(self.len)
+        } else {
+            0
+        }
     }
 
     /// The stretched probability that the next bit is 1 as the match sees it (0 when there is

@@ -44,8 +44,13 @@ impl<const N: usize> Mixer<N> {
     pub fn mix(&mut self, x: &[i32; N], set: usize) -> i32 {
         self.selected = set;
         let w = &self.weights[set];
-        let dot: i64 = x.iter().zip(w).map(|(&x, &w)| i64::from(x) * i64::from(w)).sum();
-        let st = round_shift(dot, WEIGHT_FRAC).clamp(-STRETCH_LIMIT as i64, STRETCH_LIMIT as i64) as i32;
+        let dot: i64 = x
+            .iter()
+            .zip(w)
+            .map(|(&x, &w)| i64::from(x) * i64::from(w))
+            .sum();
+        let st =
+            round_shift(dot, WEIGHT_FRAC).clamp(-STRETCH_LIMIT as i64, STRETCH_LIMIT as i64) as i32;
         self.p = squash(st);
         st
     }
@@ -82,8 +87,8 @@ impl DecayingRate {
     /// The rate after `bits` coded bits: `floor + (start − floor) · h / (h + bits)` with
     /// `h = RATE_HALF_LIFE_BITS`, between `floor` and `start`.
     pub fn at(self, bits: u64) -> i32 {
-        let excess = (self.start - self.floor) as u64 * RATE_HALF_LIFE_BITS
-            / (RATE_HALF_LIFE_BITS + bits);
+        let excess =
+            (self.start - self.floor) as u64 * RATE_HALF_LIFE_BITS / (RATE_HALF_LIFE_BITS + bits);
         self.floor + excess as i32
     }
 }

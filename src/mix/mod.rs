@@ -19,8 +19,8 @@ mod apm;
 mod context_model;
 mod counter;
 mod history;
-mod lstm_bits;
 mod logistic;
+mod lstm_bits;
 mod match_model;
 mod mixer;
 mod table;
@@ -47,8 +47,14 @@ const MIXERS: usize = 3;
 /// (measured with `benches/mixing` on six corpus files: 2.4 % smaller in all than constant
 /// rates of 192 and 96; the decay gives small files back what the low floors cost them).
 const MIXER_RATES: [DecayingRate; 2] = [
-    DecayingRate { start: 128, floor: 32 },
-    DecayingRate { start: 48, floor: 8 },
+    DecayingRate {
+        start: 128,
+        floor: 32,
+    },
+    DecayingRate {
+        start: 48,
+        floor: 8,
+    },
 ];
 
 /// APM learning rates (shift).
@@ -231,7 +237,11 @@ mod tests {
         let peak = (rng.next() % 256) as usize;
         let mut left = 65536 - 256;
         for _ in 0..4 {
-            let i = if rng.next() % 2 == 0 { peak } else { (rng.next() % 256) as usize };
+            let i = if rng.next() % 2 == 0 {
+                peak
+            } else {
+                (rng.next() % 256) as usize
+            };
             let add = (rng.next() % (u64::from(left) + 1)) as u32;
             t[i] += add;
             left -= add;

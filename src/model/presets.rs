@@ -80,7 +80,10 @@ pub fn params_for(level: u8, input_len: u64) -> ModelParams {
     let p = PRESETS[(level.clamp(MIN_LEVEL, MAX_LEVEL) - 1) as usize];
     let streams = (input_len / MIN_STREAM_BYTES).clamp(1, p.max_streams as u64) as u32;
     let needed = input_len.max(1).next_power_of_two().ilog2() + MIX_BYTES_PER_INPUT_LOG2;
-    let mix_log2 = needed.clamp(u32::from(*MIX_LOG2_RANGE.start()), u32::from(p.max_mix_log2)) as u8;
+    let mix_log2 = needed.clamp(
+        u32::from(*MIX_LOG2_RANGE.start()),
+        u32::from(p.max_mix_log2),
+    ) as u8;
     ModelParams {
         layers: p.layers,
         cells: p.cells,
