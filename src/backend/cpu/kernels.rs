@@ -12,27 +12,49 @@ use crate::fixed::{
     MASTER_FRAC, MASTER_LIMIT, ONE, PREACT_LIMIT, RSQRT_FRAC, SYMBOLS, clamp_i32, round_shift,
 };
 
-/// Exact dot product of a Q12 weight row and a Q12 activation vector, Q24.
-///
-/// Chunks of 16 products are summed in `i32` (each product is below 2^27, see `fixed`), so
-/// the compiler can use 16-bit multiply-add instructions; chunk sums are added in `i64`.
+pub use super::simd::Isa;
+#[cfg(target_arch = "x86_64")]
+use super::x86;
+
+/// `out[r] = Σ_k w[r][k]·x[k]` for the first `out.len()` rows of the row-major Q12 matrix `w`
+/// (`x.len()` columns) and a Q12 vector `x`: exact Q24 sums, whichever path `isa` picks.
 #[inline]
-pub fn dot_q24(w: &[i16], x: &[i16]) -> i64 {
-    debug_assert_eq!(w.len(), x.len());
-    let mut total = 0i64;
-    let mut wc = w.chunks_exact(16);
-    let mut xc = x.chunks_exact(16);
-    for (a, b) in (&mut wc).zip(&mut xc) {
-        let mut s = 0i32;
-        for k in 0..16 {
-            s += a[k] as i32 * b[k] as i32;
+pub fn dot_rows(isa: Isa, w: &[i16], x: &[i16], out: &mut [i64]) {
+    match isa {
+        Isa::Scalar => dot_rows_scalar(w, x, out),
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `Isa::Avx2` and `Isa::Avx512` are only used where the CPU has them.
+        Isa::Avx2 => unsafe { x86::dot_rows_avx2(w, x, out) },
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => unsafe { x86::dot_rows_avx512(w, x, out) },
+        #[cfg(not(target_arch = "x86_64"))]
+        _ => dot_rows_scalar(w, x, out),
+    }
+}
+
+/// The reference `dot_rows`: each product below 2^27 (see `fixed`), summed in `i64`.
+fn dot_rows_scalar(w: &[i16], x: &[i16], out: &mut [i64]) {
+    let cols = x.len();
+    for (o, row) in out.iter_mut().zip(w.chunks_exact(cols)) {
+        *o = row.iter().zip(x).map(|(&a, &b)| a as i64 * b as i64).sum();
+    }
+}
+
+/// Rows of a matrix-vector product computed per `dot_rows` call: the sums stay on the stack.
+const ROW_BLOCK: usize = 64;
+
+/// Calls `each(r, Σ_k w[r][k]·x[k])` for every row `r` of the `rows × x.len()` matrix `w`.
+#[inline]
+fn products(isa: Isa, w: &[i16], x: &[i16], rows: usize, mut each: impl FnMut(usize, i64)) {
+    let cols = x.len();
+    let mut sums = [0i64; ROW_BLOCK];
+    for first in (0..rows).step_by(ROW_BLOCK) {
+        let n = ROW_BLOCK.min(rows - first);
+        dot_rows(isa, &w[first * cols..(first + n) * cols], x, &mut sums[..n]);
+        for (i, &sum) in sums[..n].iter().enumerate() {
+            each(first + i, sum);
         }
-        total += s as i64;
     }
-    for (a, b) in wc.remainder().iter().zip(xc.remainder()) {
-        total += (*a as i32 * *b as i32) as i64;
-    }
-    total
 }
 
 /// Gate pre-activations of one layer: `z = round((W·x + E[symbol] + b) >> 12)`, clamped to
@@ -46,15 +68,17 @@ pub fn gates_forward(
     symbols: &[u8],
     z: &mut [i32],
 ) {
+    let isa = Isa::active();
     let rows = bias.len();
     let cols = w.len() / rows;
     for (s, &symbol) in symbols.iter().enumerate() {
         let xs = &x[s * cols..(s + 1) * cols];
         let emb = &embedding[symbol as usize * rows..(symbol as usize + 1) * rows];
-        for r in 0..rows {
-            let acc = dot_q24(&w[r * cols..(r + 1) * cols], xs) + emb[r] as i64 + bias[r] as i64;
-            z[s * rows + r] = clamp_i32(round_shift(acc, ACT_FRAC), PREACT_LIMIT);
-        }
+        let zs = &mut z[s * rows..(s + 1) * rows];
+        products(isa, w, xs, rows, |r, dot| {
+            let acc = dot + emb[r] as i64 + bias[r] as i64;
+            zs[r] = clamp_i32(round_shift(acc, ACT_FRAC), PREACT_LIMIT);
+        });
     }
 }
 
@@ -97,12 +121,12 @@ pub fn cell_forward(
 /// Output-head logits: `round((W·x + b) >> 12)`, clamped to `±LOGIT_LIMIT`, Q12.
 /// `w` is `256 × cols`, `x` is `streams × cols`, `logits` is `streams × 256`.
 pub fn head_forward(w: &[i16], bias: &[i32], x: &[i16], logits: &mut [i32]) {
+    let isa = Isa::active();
     let cols = w.len() / SYMBOLS;
     for (xs, out) in x.chunks_exact(cols).zip(logits.chunks_exact_mut(SYMBOLS)) {
-        for (r, l) in out.iter_mut().enumerate() {
-            let acc = dot_q24(&w[r * cols..(r + 1) * cols], xs) + bias[r] as i64;
-            *l = clamp_i32(round_shift(acc, ACT_FRAC), LOGIT_LIMIT);
-        }
+        products(isa, w, xs, SYMBOLS, |r, dot| {
+            out[r] = clamp_i32(round_shift(dot + bias[r] as i64, ACT_FRAC), LOGIT_LIMIT);
+        });
     }
 }
 
@@ -164,44 +188,58 @@ pub fn output_grad(probs: &[u32], targets: &[u8], dlogits: &mut [i32]) {
     }
 }
 
-/// Compiles a kernel body twice, for the baseline target and for AVX2, and picks at run time.
-/// Integer results do not depend on the instructions chosen, only the speed does.
-macro_rules! with_avx2 {
-    ($(#[$doc:meta])* pub fn $name:ident => $body:ident ($($arg:ident: $ty:ty),*)) => {
-        $(#[$doc])*
-        pub fn $name($($arg: $ty),*) {
-            #[cfg(target_arch = "x86_64")]
-            if std::is_x86_feature_detected!("avx2") {
-                #[target_feature(enable = "avx2")]
-                unsafe fn avx2($($arg: $ty),*) {
-                    $body($($arg),*)
-                }
-                // SAFETY: the CPU supports AVX2, checked just above.
-                return unsafe { avx2($($arg),*) };
-            }
-            $body($($arg),*)
-        }
-    };
+/// `out[k] = Σ_i c[i·stride]·m[i][k]` for the rows `i` of the row-major `n × out.len()`
+/// matrix `m` (`n = m.len() / out.len()`): exact `i64` sums of `i32 × i16` products, whichever
+/// path `isa` picks. Both gradient products are this: the input gradient combines a matrix's
+/// rows with one stream's `dz`, a weight gradient combines the window's inputs with one row's
+/// `dz` over the window (a column of `dz`, hence the stride).
+#[inline]
+pub fn combine_rows(isa: Isa, c: &[i32], stride: usize, m: &[i16], out: &mut [i64]) {
+    match isa {
+        Isa::Scalar => combine_rows_scalar(c, stride, m, out),
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `Isa::Avx2` and `Isa::Avx512` are only used where the CPU has them.
+        Isa::Avx2 => unsafe { combine_rows_avx2(c, stride, m, out) },
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => unsafe { x86::combine_rows_avx512(c, stride, m, out) },
+        #[cfg(not(target_arch = "x86_64"))]
+        _ => combine_rows_scalar(c, stride, m, out),
+    }
 }
 
-with_avx2! {
-    /// Gradient with respect to a matrix's input, Q24:
-    /// `dx[s][k] = round(Σ_r W[r][k]·dz[s][r] >> 12)`, clamped to `±GRAD_LIMIT`. `w` is
-    /// `rows × cols`, `dz` is `streams × rows`, `dx` is `streams × cols`.
-    pub fn input_grad => input_grad_body(streams: usize, w: &[i16], dz: &[i32], dx: &mut [i32])
-}
+/// The reference `combine_rows`. Each product is below 2^15 · 2^27 (input gradients) or
+/// 2^27 · 2^12 (weight gradients), and the sums stay below 2^61 (see `fixed`).
 #[inline(always)]
-fn input_grad_body(streams: usize, w: &[i16], dz: &[i32], dx: &mut [i32]) {
+fn combine_rows_scalar(c: &[i32], stride: usize, m: &[i16], out: &mut [i64]) {
+    out.fill(0);
+    for (i, row) in m.chunks_exact(out.len()).enumerate() {
+        let d = c[i * stride] as i64;
+        for (o, &v) in out.iter_mut().zip(row) {
+            *o += d * v as i64;
+        }
+    }
+}
+
+/// `combine_rows_scalar` compiled for AVX2, which the compiler vectorises.
+///
+/// # Safety
+/// The CPU must support AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn combine_rows_avx2(c: &[i32], stride: usize, m: &[i16], out: &mut [i64]) {
+    combine_rows_scalar(c, stride, m, out)
+}
+
+/// Gradient with respect to a matrix's input, Q24:
+/// `dx[s][k] = round(Σ_r W[r][k]·dz[s][r] >> 12)`, clamped to `±GRAD_LIMIT`. `w` is
+/// `rows × cols`, `dz` is `streams × rows`, `dx` is `streams × cols`.
+pub fn input_grad(streams: usize, w: &[i16], dz: &[i32], dx: &mut [i32]) {
+    let isa = Isa::active();
     let rows = dz.len() / streams;
     let cols = dx.len() / streams;
     let mut acc = vec![0i64; cols];
     for (ds, out) in dz.chunks_exact(rows).zip(dx.chunks_exact_mut(cols)) {
-        acc.fill(0);
-        for (&d, ws) in ds.iter().zip(w.chunks_exact(cols)) {
-            for (a, &wv) in acc.iter_mut().zip(ws) {
-                *a += wv as i64 * d as i64;
-            }
-        }
+        combine_rows(isa, ds, 1, &w[..rows * cols], &mut acc);
         for (o, &a) in out.iter_mut().zip(&acc) {
             *o = clamp_i32(round_shift(a, ACT_FRAC), GRAD_LIMIT);
         }
@@ -296,11 +334,72 @@ pub struct RowsMut<'a> {
     pub forward: &'a mut [i16],
 }
 
+/// `adam_step` on every weight of a row (`sums`, `v` and `w` of one length), and, unless
+/// `forward` is empty, a fresh Q12 copy of every weight: `round(w >> 12)`. Same results on
+/// every path `isa` picks.
+pub fn adam_row(
+    isa: Isa,
+    opt: &Optimizer,
+    sums: &[i64],
+    v: &mut [u64],
+    w: &mut [i32],
+    forward: &mut [i16],
+) {
+    let table = &fixed::tables().rsqrt;
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `Isa::Avx2` and `Isa::Avx512` are only used where the CPU has them.
+        Isa::Avx2 => unsafe { adam_row_avx2(opt, table, sums, v, w, forward) },
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => unsafe { x86::adam_row_avx512(opt, table, sums, v, w, forward) },
+        _ => adam_row_scalar(opt, table, sums, v, w, forward),
+    }
+}
+
+/// The reference `adam_row`.
 #[inline(always)]
-fn matrix_update_body(opt: &Optimizer, dz: &[i32], x: &[i16], rows: usize, part: RowsMut) {
+fn adam_row_scalar(
+    opt: &Optimizer,
+    table: &[i32],
+    sums: &[i64],
+    v: &mut [u64],
+    w: &mut [i32],
+    forward: &mut [i16],
+) {
+    for ((&sum, v), w) in sums.iter().zip(v.iter_mut()).zip(w.iter_mut()) {
+        adam_step(opt, table, sum, v, w);
+    }
+    for (f, &w) in forward.iter_mut().zip(w.iter()) {
+        *f = round_shift(w as i64, MASTER_FRAC - ACT_FRAC) as i16;
+    }
+}
+
+/// `adam_row_scalar` compiled for AVX2.
+///
+/// # Safety
+/// The CPU must support AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn adam_row_avx2(
+    opt: &Optimizer,
+    table: &[i32],
+    sums: &[i64],
+    v: &mut [u64],
+    w: &mut [i32],
+    forward: &mut [i16],
+) {
+    adam_row_scalar(opt, table, sums, v, w, forward)
+}
+
+/// Weight gradient and Adam step of the rows `part` of a `rows × cols` matrix:
+/// `G[r][k] = Σ_j dz[j][r] · x[j][k]` (Q24 · Q12 = Q36) over the `n` stream-steps `j` of
+/// the window (`dz` is `n × rows`, `x` is `n × cols`), then `adam_step` and a fresh Q12
+/// copy. Each product is below 2^27 · 2^12 and a window holds at most 2^22 stream-steps,
+/// so the `i64` sums are exact and their order is irrelevant.
+pub fn matrix_update(opt: &Optimizer, dz: &[i32], x: &[i16], rows: usize, part: RowsMut) {
+    let isa = Isa::active();
     let n = dz.len() / rows;
     let cols = x.len() / n.max(1);
-    let table = &fixed::tables().rsqrt;
     let mut acc = vec![0i64; cols];
     for (i, ((w, v), f)) in part
         .master
@@ -310,43 +409,21 @@ fn matrix_update_body(opt: &Optimizer, dz: &[i32], x: &[i16], rows: usize, part:
         .enumerate()
     {
         let r = part.first_row + i;
-        acc.fill(0);
-        for (j, xs) in x.chunks_exact(cols).enumerate() {
-            let d = dz[j * rows + r] as i64;
-            for (a, &xv) in acc.iter_mut().zip(xs) {
-                *a += d * xv as i64;
-            }
-        }
-        for k in 0..cols {
-            adam_step(opt, table, acc[k], &mut v[k], &mut w[k]);
-            f[k] = round_shift(w[k] as i64, MASTER_FRAC - ACT_FRAC) as i16;
-        }
+        combine_rows(isa, &dz[r..], rows, x, &mut acc);
+        adam_row(isa, opt, &acc, v, w, f);
     }
-}
-
-with_avx2! {
-    /// Weight gradient and Adam step of the rows `part` of a `rows × cols` matrix:
-    /// `G[r][k] = Σ_j dz[j][r] · x[j][k]` (Q24 · Q12 = Q36) over the `n` stream-steps `j` of
-    /// the window (`dz` is `n × rows`, `x` is `n × cols`), then `adam_step` and a fresh Q12
-    /// copy. Each product is below 2^27 · 2^12 and a window holds at most 2^22 stream-steps,
-    /// so the `i64` sums are exact and their order is irrelevant.
-    pub fn matrix_update => matrix_update_body(opt: &Optimizer, dz: &[i32], x: &[i16], rows: usize, part: RowsMut)
 }
 
 /// Gradient and Adam step of a bias of `rows` values: `G[r] = Σ_j dz[j][r] << 12` (Q36).
 pub fn bias_update(opt: &Optimizer, dz: &[i32], master: &mut [i32], second_moment: &mut [u64]) {
     let rows = master.len();
-    let table = &fixed::tables().rsqrt;
-    for r in 0..rows {
-        let sum: i64 = dz.chunks_exact(rows).map(|d| d[r] as i64).sum();
-        adam_step(
-            opt,
-            table,
-            sum << ACT_FRAC,
-            &mut second_moment[r],
-            &mut master[r],
-        );
+    let mut sums = vec![0i64; rows];
+    for d in dz.chunks_exact(rows) {
+        for (s, &dv) in sums.iter_mut().zip(d) {
+            *s += (dv as i64) << ACT_FRAC;
+        }
     }
+    adam_row(Isa::active(), opt, &sums, second_moment, master, &mut []);
 }
 
 /// Gradient and Adam step of a `256 × rows` embedding: `G[σ][r] = Σ_{j: symbol_j = σ}
@@ -369,12 +446,11 @@ pub fn embedding_update(
             *g += (dv as i64) << ACT_FRAC;
         }
     }
-    let table = &fixed::tables().rsqrt;
+    let isa = Isa::active();
     for symbol in (0..SYMBOLS).filter(|&s| seen[s]) {
         let range = symbol * rows..(symbol + 1) * rows;
-        for i in range {
-            let sum = std::mem::take(&mut grad[i]);
-            adam_step(opt, table, sum, &mut second_moment[i], &mut master[i]);
-        }
+        let sums = &mut grad[range.clone()];
+        adam_row(isa, opt, sums, &mut second_moment[range.clone()], &mut master[range], &mut []);
+        sums.fill(0);
     }
 }

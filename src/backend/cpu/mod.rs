@@ -9,7 +9,10 @@
 //! bit of the result.
 
 pub mod kernels;
+pub mod simd;
 mod streams;
+#[cfg(target_arch = "x86_64")]
+mod x86;
 
 use crate::backend::Backend;
 use crate::error::Error;

@@ -1,0 +1,245 @@
+//! The x86-64 vector paths of the kernels' three primitives (`kernels::dot_rows`,
+//! `kernels::combine_rows`, `kernels::adam_row`). Each function computes exactly what its
+//! scalar twin in `kernels` computes; the callers check the CPU features first (`Isa`).
+//!
+//! Why they are exact: a forward product term is below 2^27 (`crate::fixed`), so an `i32`
+//! lane may sum 16 of them; every lane here sums at most 16 before it is widened to `i64`.
+//! Gradient products (`i32 × i16`) are formed as `i64` by `vpmuldq`, whose operands both fit
+//! in 32 bits. The Adam step evaluates the scalar formula lane by lane in `i64`, with the same
+//! wrapping multiplication (`vpmullq`) and arithmetic shifts.
+
+use std::arch::x86_64::*;
+
+use crate::fixed::{ACT_FRAC, ADAM_GRAD_SHIFT, MASTER_FRAC, MASTER_LIMIT, RSQRT_FRAC};
+
+use super::kernels::Optimizer;
+
+/// `out[r] = Σ_k w[r][k]·x[k]` (exact) for a row-major `out.len() × x.len()` matrix `w`:
+/// `vpmaddwd` into eight `i32` lanes, widened to `i64` every 128 columns.
+///
+/// # Safety
+/// The CPU must support AVX2.
+#[target_feature(enable = "avx2")]
+pub unsafe fn dot_rows_avx2(w: &[i16], x: &[i16], out: &mut [i64]) {
+    let cols = x.len();
+    assert!(w.len() >= out.len() * cols);
+    let body = cols - cols % 16;
+    for (r, o) in out.iter_mut().enumerate() {
+        let row = &w[r * cols..(r + 1) * cols];
+        let mut total = _mm256_setzero_si256();
+        let mut k = 0;
+        while k < body {
+            // 8 multiply-adds put 16 products in each i32 lane: the most that cannot overflow.
+            let end = (k + 128).min(body);
+            let mut acc = _mm256_setzero_si256();
+            while k < end {
+                // SAFETY: k + 16 ≤ body ≤ cols, within both slices.
+                let (a, b) = unsafe {
+                    (
+                        _mm256_loadu_si256(row.as_ptr().add(k).cast()),
+                        _mm256_loadu_si256(x.as_ptr().add(k).cast()),
+                    )
+                };
+                acc = _mm256_add_epi32(acc, _mm256_madd_epi16(a, b));
+                k += 16;
+            }
+            let lo = _mm256_cvtepi32_epi64(_mm256_castsi256_si128(acc));
+            let hi = _mm256_cvtepi32_epi64(_mm256_extracti128_si256::<1>(acc));
+            total = _mm256_add_epi64(total, _mm256_add_epi64(lo, hi));
+        }
+        let mut lanes = [0i64; 4];
+        // SAFETY: `lanes` holds 32 bytes.
+        unsafe { _mm256_storeu_si256(lanes.as_mut_ptr().cast(), total) };
+        let tail: i64 = row[body..]
+            .iter()
+            .zip(&x[body..])
+            .map(|(&a, &b)| a as i64 * b as i64)
+            .sum();
+        *o = lanes.iter().sum::<i64>() + tail;
+    }
+}
+
+/// Lanes mask for the first `n` of `width` (at most 32) lanes.
+#[inline(always)]
+fn lanes(n: usize, width: usize) -> u32 {
+    if n >= width { (((1u64) << width) - 1) as u32 } else { ((1u64 << n) - 1) as u32 }
+}
+
+/// `out[r] = Σ_k w[r][k]·x[k]` (exact), as `dot_rows_avx2` with 512-bit `vpmaddwd`; the last
+/// chunk of a row is a masked load, whose zeros add nothing.
+///
+/// # Safety
+/// The CPU must support AVX-512 F and BW.
+#[target_feature(enable = "avx512f,avx512bw")]
+pub unsafe fn dot_rows_avx512(w: &[i16], x: &[i16], out: &mut [i64]) {
+    let cols = x.len();
+    assert!(w.len() >= out.len() * cols);
+    for (r, o) in out.iter_mut().enumerate() {
+        let row = &w[r * cols..(r + 1) * cols];
+        let mut total = _mm512_setzero_si512();
+        let mut k = 0;
+        while k < cols {
+            // 8 multiply-adds put 16 products in each i32 lane: the most that cannot overflow.
+            let end = (k + 256).min(cols);
+            let mut acc = _mm512_setzero_si512();
+            while k < end {
+                let m = lanes(cols - k, 32);
+                // SAFETY: the mask covers only indices below `cols`.
+                let (a, b) = unsafe {
+                    (
+                        _mm512_maskz_loadu_epi16(m, row.as_ptr().add(k)),
+                        _mm512_maskz_loadu_epi16(m, x.as_ptr().add(k)),
+                    )
+                };
+                acc = _mm512_add_epi32(acc, _mm512_madd_epi16(a, b));
+                k += 32;
+            }
+            let lo = _mm512_cvtepi32_epi64(_mm512_castsi512_si256(acc));
+            let hi = _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64::<1>(acc));
+            total = _mm512_add_epi64(total, _mm512_add_epi64(lo, hi));
+        }
+        *o = _mm512_reduce_add_epi64(total);
+    }
+}
+
+/// `out[k] = Σ_i c[i·stride]·m[i][k]` (exact, `i64`) for the `n` rows of the row-major
+/// `n × out.len()` matrix `m`: each 8-column block is one register of `i64` sums, fed by
+/// `vpmuldq` of the broadcast coefficient and the sign-extended row.
+///
+/// # Safety
+/// The CPU must support AVX-512 F, BW and VL.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+pub unsafe fn combine_rows_avx512(c: &[i32], stride: usize, m: &[i16], out: &mut [i64]) {
+    let cols = out.len();
+    let n = m.len() / cols.max(1);
+    assert!(n == 0 || c.len() > (n - 1) * stride);
+    let mut kb = 0;
+    while kb < cols {
+        // Eight registers of sums at most; a narrower tail takes fewer (no wasted lanes).
+        let width = (cols - kb).min(64);
+        // SAFETY: the blocks stay below `cols` (masks) and `n` rows (asserted above).
+        unsafe {
+            match width.div_ceil(8) {
+                8 => combine_block::<8>(c, stride, m, cols, kb, width, out),
+                7 => combine_block::<7>(c, stride, m, cols, kb, width, out),
+                6 => combine_block::<6>(c, stride, m, cols, kb, width, out),
+                5 => combine_block::<5>(c, stride, m, cols, kb, width, out),
+                4 => combine_block::<4>(c, stride, m, cols, kb, width, out),
+                3 => combine_block::<3>(c, stride, m, cols, kb, width, out),
+                2 => combine_block::<2>(c, stride, m, cols, kb, width, out),
+                _ => combine_block::<1>(c, stride, m, cols, kb, width, out),
+            }
+        }
+        kb += width;
+    }
+}
+
+/// Columns `kb..kb + width` of `combine_rows_avx512`, in `B` registers of 8 sums.
+///
+/// # Safety
+/// AVX-512 F, BW and VL; `width ≤ 8·B`, `kb + width ≤ cols`, `c` holds every coefficient.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+#[inline]
+unsafe fn combine_block<const B: usize>(
+    c: &[i32],
+    stride: usize,
+    m: &[i16],
+    cols: usize,
+    kb: usize,
+    width: usize,
+    out: &mut [i64],
+) {
+    let n = m.len() / cols;
+    let masks: [u8; B] = std::array::from_fn(|b| lanes(width.saturating_sub(8 * b), 8) as u8);
+    let mut acc = [_mm512_setzero_si512(); B];
+    for i in 0..n {
+        let d = _mm512_set1_epi64(c[i * stride] as i64);
+        let row = m[i * cols + kb..].as_ptr();
+        for b in 0..B {
+            // SAFETY: the mask keeps the load within row i's columns `kb..kb + width`.
+            let v = unsafe { _mm_maskz_loadu_epi16(masks[b], row.add(8 * b)) };
+            acc[b] = _mm512_add_epi64(acc[b], _mm512_mul_epi32(_mm512_cvtepi16_epi64(v), d));
+        }
+    }
+    for b in 0..B {
+        // SAFETY: the mask keeps the store within `out[kb..kb + width]`.
+        unsafe { _mm512_mask_storeu_epi64(out.as_mut_ptr().add(kb + 8 * b), masks[b], acc[b]) };
+    }
+}
+
+/// `kernels::adam_step` on every weight of a row: lanes whose `sum` is 0 keep their weight
+/// and second moment; `forward` (if not empty) receives every weight's Q12 copy.
+///
+/// # Safety
+/// The CPU must support AVX-512 F, BW, DQ, CD and VL; `table` is `fixed::tables().rsqrt`.
+#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512cd,avx512vl")]
+pub unsafe fn adam_row_avx512(
+    opt: &Optimizer,
+    table: &[i32],
+    sums: &[i64],
+    v: &mut [u64],
+    w: &mut [i32],
+    forward: &mut [i16],
+) {
+    let len = sums.len();
+    assert!(v.len() == len && w.len() == len && (forward.is_empty() || forward.len() == len));
+    assert!(table.len() >= crate::fixed::RSQRT_ENTRIES);
+    let zero = _mm512_setzero_si512();
+    let one = _mm512_set1_epi64(1);
+    let g_limit = _mm512_set1_epi64(i32::MAX as i64);
+    let w_limit = _mm512_set1_epi64(MASTER_LIMIT as i64);
+    let lr = _mm512_set1_epi64(opt.lr_q24);
+    let beta = _mm_cvtsi32_si128(opt.beta2_shift as i32);
+    let mut k = 0;
+    while k < len {
+        let m = lanes(len - k, 8) as u8;
+        // SAFETY: every load and store below is masked to the `len - k` lanes left.
+        unsafe {
+            let sum = _mm512_maskz_loadu_epi64(m, sums.as_ptr().add(k));
+            let live = m & _mm512_cmpneq_epi64_mask(sum, zero);
+            let old_w = _mm512_cvtepi32_epi64(_mm256_maskz_loadu_epi32(m, w.as_ptr().add(k)));
+            let new_w = if live == 0 {
+                old_w
+            } else {
+                // g = round(sum >> 16), clamped to ±(2^31 - 1): it fits vpmuldq's 32 bits.
+                let half_g = _mm512_set1_epi64(1 << (ADAM_GRAD_SHIFT - 1));
+                let g = _mm512_srai_epi64::<ADAM_GRAD_SHIFT>(_mm512_add_epi64(sum, half_g));
+                let g = _mm512_min_epi64(_mm512_max_epi64(g, _mm512_sub_epi64(zero, g_limit)), g_limit);
+                let sq = _mm512_mul_epi32(g, g);
+                let old = _mm512_maskz_loadu_epi64(m, v.as_ptr().add(k).cast());
+                let decayed = _mm512_add_epi64(
+                    _mm512_sub_epi64(old, _mm512_srl_epi64(old, beta)),
+                    _mm512_srl_epi64(sq, beta),
+                );
+                let fresh = _mm512_cmpeq_epi64_mask(old, zero);
+                let new_v = _mm512_mask_blend_epi64(fresh, decayed, sq);
+                _mm512_mask_storeu_epi64(v.as_mut_ptr().add(k).cast(), live, new_v);
+                // fixed::rsqrt: v = mantissa index · 4^shift, the mantissa from the table.
+                let bits = _mm512_sub_epi64(_mm512_set1_epi64(64), _mm512_lzcnt_epi64(new_v));
+                let over = _mm512_sub_epi64(bits, _mm512_set1_epi64(crate::fixed::RSQRT_NORM_BITS as i64));
+                let shift = _mm512_srli_epi64::<1>(_mm512_max_epi64(over, zero));
+                let index = _mm512_and_si512(
+                    _mm512_srlv_epi64(new_v, _mm512_add_epi64(shift, shift)),
+                    _mm512_set1_epi64(crate::fixed::RSQRT_ENTRIES as i64 - 1),
+                );
+                let mantissa = _mm512_cvtepi32_epi64(_mm512_i64gather_epi32::<4>(index, table.as_ptr()));
+                // ratio = round(g·mantissa >> shift); the mantissa is below 2^17.
+                let half = _mm512_srli_epi64::<1>(_mm512_sllv_epi64(one, shift));
+                let ratio = _mm512_srav_epi64(_mm512_add_epi64(_mm512_mul_epi32(g, mantissa), half), shift);
+                let half_step = _mm512_set1_epi64(1 << (RSQRT_FRAC - 1));
+                let step = _mm512_srai_epi64::<RSQRT_FRAC>(_mm512_add_epi64(_mm512_mullo_epi64(lr, ratio), half_step));
+                let moved = _mm512_sub_epi64(old_w, step);
+                let moved = _mm512_min_epi64(_mm512_max_epi64(moved, _mm512_sub_epi64(zero, w_limit)), w_limit);
+                _mm512_mask_cvtepi64_storeu_epi32(w.as_mut_ptr().add(k), live, moved);
+                _mm512_mask_blend_epi64(live, old_w, moved)
+            };
+            if !forward.is_empty() {
+                const DROP: u32 = MASTER_FRAC - ACT_FRAC;
+                let half_f = _mm512_set1_epi64(1 << (DROP - 1));
+                let f = _mm512_srai_epi64::<DROP>(_mm512_add_epi64(new_w, half_f));
+                _mm512_mask_cvtepi64_storeu_epi16(forward.as_mut_ptr().add(k), m, f);
+            }
+        }
+        k += 8;
+    }
+}
