@@ -69,3 +69,131 @@ impl Isa {
         }
     }
 }
+
+/// Every vector path against the scalar reference, on raw integers.
+#[cfg(test)]
+mod tests {
+    use super::Isa;
+    use crate::backend::cpu::kernels::{Optimizer, adam_row, combine_rows, dot_rows};
+    use crate::fixed::{GRAD_LIMIT, MASTER_LIMIT, ONE};
+
+    /// splitmix64: a small deterministic generator.
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = self.0;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^ (z >> 31)
+        }
+        /// Uniform in `[-limit, limit]`.
+        fn within(&mut self, limit: i64) -> i64 {
+            (self.next() % (2 * limit as u64 + 1)) as i64 - limit
+        }
+        /// `±limit` or `[-limit, limit]` uniform, or a random magnitude of up to `limit`'s
+        /// bits: extremes, typical values and small ones all show up.
+        fn value(&mut self, limit: i64, extreme: bool) -> i64 {
+            match (extreme, self.next() % 4) {
+                (true, _) | (false, 0) => if self.next() % 2 == 0 { limit } else { -limit },
+                (false, 1) => {
+                    let bits = (self.next() % 63) as u32;
+                    self.within(limit >> bits)
+                }
+                _ => self.within(limit),
+            }
+        }
+    }
+
+    fn vector_paths() -> Vec<Isa> {
+        Isa::supported().into_iter().filter(|&i| i != Isa::Scalar).collect()
+    }
+
+    /// Column counts around every vector width and accumulation bound, and the presets'.
+    const COLS: [usize; 14] = [1, 7, 8, 15, 16, 17, 31, 33, 96, 127, 129, 192, 257, 1100];
+
+    #[test]
+    fn dot_rows_matches_the_scalar_path() {
+        let mut rng = Rng(1);
+        for isa in vector_paths() {
+            for &cols in &COLS {
+                for extreme in [false, true] {
+                    let rows = 1 + (rng.next() % 9) as usize;
+                    let w: Vec<i16> = (0..rows * cols).map(|_| rng.value(32767, extreme) as i16).collect();
+                    let x: Vec<i16> = (0..cols).map(|_| rng.value(ONE as i64, extreme) as i16).collect();
+                    // All terms of one sign: the largest sums the contract allows.
+                    let same: Vec<i16> = w.iter().map(|v| v.abs()).collect();
+                    let pos: Vec<i16> = x.iter().map(|v| v.abs()).collect();
+                    for (w, x) in [(&w, &x), (&same, &pos)] {
+                        let (mut want, mut got) = (vec![0; rows], vec![0; rows]);
+                        dot_rows(Isa::Scalar, w, x, &mut want);
+                        dot_rows(isa, w, x, &mut got);
+                        assert_eq!(got, want, "{isa:?}, {rows} × {cols}, extreme {extreme}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn combine_rows_matches_the_scalar_path() {
+        let mut rng = Rng(2);
+        for isa in vector_paths() {
+            for &cols in &COLS {
+                for (extreme, n, stride) in [(false, 20, 1), (true, 3072, 1), (false, 5, 288), (true, 40, 7)] {
+                    let c: Vec<i32> = (0..n * stride).map(|_| rng.value(GRAD_LIMIT as i64, extreme) as i32).collect();
+                    let m: Vec<i16> = (0..n * cols).map(|_| rng.value(32767, extreme) as i16).collect();
+                    let (mut want, mut got) = (vec![0; cols], vec![7; cols]);
+                    combine_rows(Isa::Scalar, &c, stride, &m, &mut want);
+                    combine_rows(isa, &c, stride, &m, &mut got);
+                    assert_eq!(got, want, "{isa:?}, {n} × {cols}, stride {stride}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn adam_row_matches_the_scalar_path() {
+        let mut rng = Rng(3);
+        for isa in vector_paths() {
+            for len in [1, 5, 8, 9, 96, 100, 1000] {
+                for round in 0..40 {
+                    let extreme = round % 4 == 3;
+                    let opt = Optimizer {
+                        lr_q24: if extreme { u32::MAX as i64 } else { (rng.next() % 200_000) as i64 },
+                        beta2_shift: 4 + (rng.next() % 17) as u32,
+                    };
+                    // Window sums up to 2^61 (the contract's bound), a quarter of them 0.
+                    let sums: Vec<i64> = (0..len)
+                        .map(|_| if rng.next() % 4 == 0 { 0 } else { rng.value(1 << 61, extreme) })
+                        .collect();
+                    let v: Vec<u64> = (0..len)
+                        .map(|_| match rng.next() % 4 {
+                            0 => 0,
+                            1 => 1 + rng.next() % 300,
+                            _ => rng.next() >> (2 + rng.next() % 62),
+                        })
+                        .collect();
+                    let w: Vec<i32> = (0..len).map(|_| rng.value(MASTER_LIMIT as i64, extreme) as i32).collect();
+                    for with_forward in [true, false] {
+                        let f_len = if with_forward { len } else { 0 };
+                        let (mut v0, mut w0, mut f0) = (v.clone(), w.clone(), vec![0i16; f_len]);
+                        let (mut v1, mut w1, mut f1) = (v.clone(), w.clone(), vec![1i16; f_len]);
+                        adam_row(Isa::Scalar, &opt, &sums, &mut v0, &mut w0, &mut f0);
+                        adam_row(isa, &opt, &sums, &mut v1, &mut w1, &mut f1);
+                        let what = format!("{isa:?}, {len} weights, {opt:?}");
+                        assert_eq!(v1, v0, "second moments, {what}");
+                        assert_eq!(w1, w0, "weights, {what}");
+                        assert_eq!(f1, f0, "forward copies, {what}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_scalar_path_is_always_there_and_comes_first() {
+        assert_eq!(Isa::supported()[0], Isa::Scalar);
+        assert!(Isa::supported().contains(&Isa::active()));
+    }
+}
