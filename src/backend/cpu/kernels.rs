@@ -32,12 +32,34 @@ pub fn dot_rows(isa: Isa, w: &[i16], x: &[i16], out: &mut [i64]) {
     }
 }
 
-/// The reference `dot_rows`: each product below 2^27 (see `fixed`), summed in `i64`.
+/// The reference `dot_rows`.
 fn dot_rows_scalar(w: &[i16], x: &[i16], out: &mut [i64]) {
-    let cols = x.len();
-    for (o, row) in out.iter_mut().zip(w.chunks_exact(cols)) {
-        *o = row.iter().zip(x).map(|(&a, &b)| a as i64 * b as i64).sum();
+    for (o, row) in out.iter_mut().zip(w.chunks_exact(x.len())) {
+        *o = dot_q24(row, x);
     }
+}
+
+/// Exact dot product of a Q12 weight row and a Q12 activation vector, Q24.
+///
+/// Chunks of 16 products are summed in `i32` (each product is below 2^27, see `fixed`), so
+/// the compiler can use 16-bit multiply-add instructions; chunk sums are added in `i64`.
+#[inline]
+fn dot_q24(w: &[i16], x: &[i16]) -> i64 {
+    debug_assert_eq!(w.len(), x.len());
+    let mut total = 0i64;
+    let mut wc = w.chunks_exact(16);
+    let mut xc = x.chunks_exact(16);
+    for (a, b) in (&mut wc).zip(&mut xc) {
+        let mut s = 0i32;
+        for k in 0..16 {
+            s += a[k] as i32 * b[k] as i32;
+        }
+        total += s as i64;
+    }
+    for (a, b) in wc.remainder().iter().zip(xc.remainder()) {
+        total += (*a as i32 * *b as i32) as i64;
+    }
+    total
 }
 
 /// Rows of a matrix-vector product computed per `dot_rows` call: the sums stay on the stack.
@@ -190,9 +212,9 @@ pub fn output_grad(probs: &[u32], targets: &[u8], dlogits: &mut [i32]) {
 
 /// `out[k] = Σ_i c[i·stride]·m[i][k]` for the rows `i` of the row-major `n × out.len()`
 /// matrix `m` (`n = m.len() / out.len()`): exact `i64` sums of `i32 × i16` products, whichever
-/// path `isa` picks. Both gradient products are this: the input gradient combines a matrix's
-/// rows with one stream's `dz`, a weight gradient combines the window's inputs with one row's
-/// `dz` over the window (a column of `dz`, hence the stride).
+/// path `isa` picks: the input gradient combines a matrix's rows with one stream's `dz`.
+/// (`StepPairs::weight_grad` is the same sum for the weight gradients, whose smaller
+/// inputs allow 16-bit multiply-adds.)
 #[inline]
 pub fn combine_rows(isa: Isa, c: &[i32], stride: usize, m: &[i16], out: &mut [i64]) {
     match isa {
@@ -391,6 +413,47 @@ unsafe fn adam_row_avx2(
     adam_row_scalar(opt, table, sums, v, w, forward)
 }
 
+/// A window's matrix inputs `x` (`n × cols`, Q12 within `±ONE`), laid out for the weight
+/// gradient of the path that uses them: the vector paths read steps in pairs,
+/// `pairs[p][2k + e] = x[2p + e][k]`, so that one 16-bit multiply-add takes two steps of a
+/// column; an odd `n` is padded with a zero step, which adds nothing.
+pub struct StepPairs<'a> {
+    isa: Isa,
+    x: &'a [i16],
+    n: usize,
+    pairs: Vec<i16>,
+}
+
+impl<'a> StepPairs<'a> {
+    /// The layout of `x` (`n × cols`) that `isa` reads.
+    pub fn new(isa: Isa, x: &'a [i16], n: usize, cols: usize) -> StepPairs<'a> {
+        let mut pairs = Vec::new();
+        if isa != Isa::Scalar {
+            pairs.resize(n.div_ceil(2) * 2 * cols, 0);
+            for (j, row) in x.chunks_exact(cols).take(n).enumerate() {
+                let pair = &mut pairs[(j / 2) * 2 * cols..][..2 * cols];
+                for (k, &v) in row.iter().enumerate() {
+                    pair[2 * k + j % 2] = v;
+                }
+            }
+        }
+        StepPairs { isa, x, n, pairs }
+    }
+
+    /// `out[k] = Σ_j c[j·stride]·x[j][k]` over the `n` steps (Q36 when `c` is Q24): exact, for
+    /// `|c| ≤ GRAD_LIMIT` (every `dz` is clamped so).
+    pub fn weight_grad(&self, c: &[i32], stride: usize, out: &mut [i64]) {
+        match self.isa {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `Isa::Avx2` and `Isa::Avx512` are only used where the CPU has them.
+            Isa::Avx2 => unsafe { x86::weight_grad_avx2(c, stride, &self.pairs, self.n, out) },
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => unsafe { x86::weight_grad_avx512(c, stride, &self.pairs, self.n, out) },
+            _ => combine_rows_scalar(c, stride, &self.x[..self.n * out.len()], out),
+        }
+    }
+}
+
 /// Weight gradient and Adam step of the rows `part` of a `rows × cols` matrix:
 /// `G[r][k] = Σ_j dz[j][r] · x[j][k]` (Q24 · Q12 = Q36) over the `n` stream-steps `j` of
 /// the window (`dz` is `n × rows`, `x` is `n × cols`), then `adam_step` and a fresh Q12
@@ -400,6 +463,7 @@ pub fn matrix_update(opt: &Optimizer, dz: &[i32], x: &[i16], rows: usize, part: 
     let isa = Isa::active();
     let n = dz.len() / rows;
     let cols = x.len() / n.max(1);
+    let steps = StepPairs::new(isa, x, n, cols);
     let mut acc = vec![0i64; cols];
     for (i, ((w, v), f)) in part
         .master
@@ -409,7 +473,7 @@ pub fn matrix_update(opt: &Optimizer, dz: &[i32], x: &[i16], rows: usize, part: 
         .enumerate()
     {
         let r = part.first_row + i;
-        combine_rows(isa, &dz[r..], rows, x, &mut acc);
+        steps.weight_grad(&dz[r..], rows, &mut acc);
         adam_row(isa, opt, &acc, v, w, f);
     }
 }

@@ -341,7 +341,7 @@ impl CpuBackend {
 
 impl Backend for CpuBackend {
     fn describe(&self) -> String {
-        "cpu (integer twin)".to_string()
+        format!("cpu (integer twin, {})", simd::Isa::active().name())
     }
 
     fn forward(&mut self, steps: &[&[u8]]) -> Result<&[u32], Error> {

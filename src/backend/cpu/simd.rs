@@ -74,7 +74,7 @@ impl Isa {
 #[cfg(test)]
 mod tests {
     use super::Isa;
-    use crate::backend::cpu::kernels::{Optimizer, adam_row, combine_rows, dot_rows};
+    use crate::backend::cpu::kernels::{Optimizer, StepPairs, adam_row, combine_rows, dot_rows};
     use crate::fixed::{GRAD_LIMIT, MASTER_LIMIT, ONE};
 
     /// splitmix64: a small deterministic generator.
@@ -147,6 +147,28 @@ mod tests {
                     combine_rows(Isa::Scalar, &c, stride, &m, &mut want);
                     combine_rows(isa, &c, stride, &m, &mut got);
                     assert_eq!(got, want, "{isa:?}, {n} × {cols}, stride {stride}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn weight_grad_matches_the_scalar_path() {
+        let mut rng = Rng(4);
+        for isa in vector_paths() {
+            for &cols in &COLS {
+                for (extreme, n, stride) in [(false, 20, 288), (true, 20, 3), (true, 33, 1), (false, 1, 5), (false, 0, 1), (true, 4096, 1)] {
+                    let c: Vec<i32> = (0..n * stride).map(|_| rng.value(GRAD_LIMIT as i64, extreme) as i32).collect();
+                    let x: Vec<i16> = (0..n * cols).map(|_| rng.value(ONE as i64, extreme) as i16).collect();
+                    // Every product of one sign: the largest sums the contract allows.
+                    let c_pos: Vec<i32> = c.iter().map(|v| v.abs()).collect();
+                    let x_pos: Vec<i16> = x.iter().map(|v| v.abs()).collect();
+                    for (c, x) in [(&c, &x), (&c_pos, &x_pos)] {
+                        let (mut want, mut got) = (vec![0; cols], vec![7; cols]);
+                        StepPairs::new(Isa::Scalar, x, n, cols).weight_grad(c, stride, &mut want);
+                        StepPairs::new(isa, x, n, cols).weight_grad(c, stride, &mut got);
+                        assert_eq!(got, want, "{isa:?}, {n} × {cols}, stride {stride}");
+                    }
                 }
             }
         }

@@ -243,3 +243,129 @@ pub unsafe fn adam_row_avx512(
         k += 8;
     }
 }
+
+/// Pair-steps per `i32` accumulation in `weight_grad_*`: each lane then sums 16 products.
+const PAIRS_PER_BLOCK: usize = 8;
+
+/// The two 16-bit pieces of each coefficient of a block of step pairs, packed for `vpmaddwd`:
+/// `c = hi·2^15 + lo` with `lo ∈ [0, 2^15)`, and `|hi| ≤ 2^12` for `|c| ≤ GRAD_LIMIT`. Entry `p`
+/// holds steps `2p` and `2p + 1` (low and high half); a missing odd step is 0.
+#[inline(always)]
+fn coefficient_pieces(c: &[i32], stride: usize, n: usize, first: usize) -> ([i32; PAIRS_PER_BLOCK], [i32; PAIRS_PER_BLOCK]) {
+    let (mut lo, mut hi) = ([0i32; PAIRS_PER_BLOCK], [0i32; PAIRS_PER_BLOCK]);
+    for p in 0..PAIRS_PER_BLOCK {
+        for e in 0..2 {
+            let j = 2 * (first + p) + e;
+            if j < n {
+                let v = c[j * stride];
+                lo[p] |= (v & 0x7fff) << (16 * e);
+                hi[p] |= ((v >> 15) & 0xffff) << (16 * e);
+            }
+        }
+    }
+    (lo, hi)
+}
+
+/// `out[k] = Σ_j c[j·stride]·x[j][k]` (exact) over the `n` steps of `pairs`
+/// (`kernels::StepPairs` layout, `out.len()` columns), for `|c| ≤ GRAD_LIMIT` and `|x| ≤ ONE`:
+/// each coefficient split in two 16-bit pieces, two `vpmaddwd` per 32 products.
+///
+/// # Safety
+/// The CPU must support AVX-512 F and BW.
+#[target_feature(enable = "avx512f,avx512bw")]
+pub unsafe fn weight_grad_avx512(c: &[i32], stride: usize, pairs: &[i16], n: usize, out: &mut [i64]) {
+    let cols = out.len();
+    let npairs = n.div_ceil(2);
+    assert!(pairs.len() >= npairs * 2 * cols && (n == 0 || c.len() > (n - 1) * stride));
+    out.fill(0);
+    for first in (0..npairs).step_by(PAIRS_PER_BLOCK) {
+        let count = PAIRS_PER_BLOCK.min(npairs - first);
+        let (lo, hi) = coefficient_pieces(c, stride, n, first);
+        let lo = lo.map(|v| _mm512_set1_epi32(v));
+        let hi = hi.map(|v| _mm512_set1_epi32(v));
+        for kb in (0..cols).step_by(16) {
+            let m = lanes(2 * (cols - kb), 32);
+            let (mut acc_lo, mut acc_hi) = (_mm512_setzero_si512(), _mm512_setzero_si512());
+            for p in 0..count {
+                // SAFETY: the mask keeps the load within pair row `first + p`'s columns.
+                let xv = unsafe { _mm512_maskz_loadu_epi16(m, pairs.as_ptr().add((first + p) * 2 * cols + 2 * kb)) };
+                acc_lo = _mm512_add_epi32(acc_lo, _mm512_madd_epi16(xv, lo[p]));
+                acc_hi = _mm512_add_epi32(acc_hi, _mm512_madd_epi16(xv, hi[p]));
+            }
+            let om = lanes(cols - kb, 16) as u16;
+            for half in 0..2 {
+                let (l, h) = if half == 0 {
+                    (_mm512_castsi512_si256(acc_lo), _mm512_castsi512_si256(acc_hi))
+                } else {
+                    (_mm512_extracti64x4_epi64::<1>(acc_lo), _mm512_extracti64x4_epi64::<1>(acc_hi))
+                };
+                let sum = _mm512_add_epi64(
+                    _mm512_slli_epi64::<15>(_mm512_cvtepi32_epi64(h)),
+                    _mm512_cvtepi32_epi64(l),
+                );
+                let hm = (om >> (8 * half)) as u8;
+                if hm != 0 {
+                    // SAFETY: the mask keeps the access within `out[kb + 8·half..]`'s columns.
+                    unsafe {
+                        let at = out.as_mut_ptr().add(kb + 8 * half);
+                        let old = _mm512_maskz_loadu_epi64(hm, at);
+                        _mm512_mask_storeu_epi64(at, hm, _mm512_add_epi64(old, sum));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `weight_grad_avx512` with 256-bit registers.
+///
+/// # Safety
+/// The CPU must support AVX2.
+#[target_feature(enable = "avx2")]
+pub unsafe fn weight_grad_avx2(c: &[i32], stride: usize, pairs: &[i16], n: usize, out: &mut [i64]) {
+    let cols = out.len();
+    let npairs = n.div_ceil(2);
+    assert!(pairs.len() >= npairs * 2 * cols && (n == 0 || c.len() > (n - 1) * stride));
+    out.fill(0);
+    let body = cols - cols % 8;
+    for first in (0..npairs).step_by(PAIRS_PER_BLOCK) {
+        let count = PAIRS_PER_BLOCK.min(npairs - first);
+        let (lo, hi) = coefficient_pieces(c, stride, n, first);
+        for kb in (0..body).step_by(8) {
+            let (mut acc_lo, mut acc_hi) = (_mm256_setzero_si256(), _mm256_setzero_si256());
+            for p in 0..count {
+                // SAFETY: columns kb..kb + 8 ≤ body of pair row `first + p`.
+                let xv = unsafe { _mm256_loadu_si256(pairs.as_ptr().add((first + p) * 2 * cols + 2 * kb).cast()) };
+                acc_lo = _mm256_add_epi32(acc_lo, _mm256_madd_epi16(xv, _mm256_set1_epi32(lo[p])));
+                acc_hi = _mm256_add_epi32(acc_hi, _mm256_madd_epi16(xv, _mm256_set1_epi32(hi[p])));
+            }
+            for half in 0..2 {
+                let (l, h) = if half == 0 {
+                    (_mm256_castsi256_si128(acc_lo), _mm256_castsi256_si128(acc_hi))
+                } else {
+                    (_mm256_extracti128_si256::<1>(acc_lo), _mm256_extracti128_si256::<1>(acc_hi))
+                };
+                let sum = _mm256_add_epi64(
+                    _mm256_slli_epi64::<15>(_mm256_cvtepi32_epi64(h)),
+                    _mm256_cvtepi32_epi64(l),
+                );
+                // SAFETY: columns kb + 4·half .. + 4 are below body ≤ cols.
+                unsafe {
+                    let at = out.as_mut_ptr().add(kb + 4 * half).cast::<__m256i>();
+                    _mm256_storeu_si256(at, _mm256_add_epi64(_mm256_loadu_si256(at), sum));
+                }
+            }
+        }
+        // The last columns (fewer than 8), one by one.
+        for k in body..cols {
+            for p in first..first + count {
+                for e in 0..2 {
+                    let j = 2 * p + e;
+                    if j < n {
+                        out[k] += c[j * stride] as i64 * pairs[p * 2 * cols + 2 * k + e] as i64;
+                    }
+                }
+            }
+        }
+    }
+}
