@@ -40,7 +40,11 @@ where
     T::Err: std::fmt::Display,
 {
     env_var(name)
-        .map(|v| v.trim().parse::<T>().map_err(|e| format!("{name}={v}: {e}")))
+        .map(|v| {
+            v.trim()
+                .parse::<T>()
+                .map_err(|e| format!("{name}={v}: {e}"))
+        })
         .transpose()
 }
 

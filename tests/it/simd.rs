@@ -27,7 +27,13 @@ fn scalar_and_vector_paths_write_the_same_archive_and_read_each_others() {
         let vector = code(text, args, false);
         let scalar = code(text, args, true);
         assert!(vector == scalar, "{args:?}: the archives differ");
-        assert!(code(&vector, &["-d"], true) == text, "{args:?}: scalar decoding");
-        assert!(code(&scalar, &["-d"], false) == text, "{args:?}: vector decoding");
+        assert!(
+            code(&vector, &["-d"], true) == text,
+            "{args:?}: scalar decoding"
+        );
+        assert!(
+            code(&scalar, &["-d"], false) == text,
+            "{args:?}: vector decoding"
+        );
     }
 }

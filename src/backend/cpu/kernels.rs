@@ -210,28 +210,9 @@ pub fn output_grad(probs: &[u32], targets: &[u8], dlogits: &mut [i32]) {
     }
 }
 
-/// `out[k] = Σ_i c[i·stride]·m[i][k]` for the rows `i` of the row-major `n × out.len()`
-/// matrix `m` (`n = m.len() / out.len()`): exact `i64` sums of `i32 × i16` products, whichever
-/// path `isa` picks: the input gradient combines a matrix's rows with one stream's `dz`.
-/// (`StepPairs::weight_grad` is the same sum for the weight gradients, whose smaller
-/// inputs allow 16-bit multiply-adds.)
-#[inline]
-pub fn combine_rows(isa: Isa, c: &[i32], stride: usize, m: &[i16], out: &mut [i64]) {
-    match isa {
-        Isa::Scalar => combine_rows_scalar(c, stride, m, out),
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: `Isa::Avx2` and `Isa::Avx512` are only used where the CPU has them.
-        Isa::Avx2 => unsafe { combine_rows_avx2(c, stride, m, out) },
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 => unsafe { x86::combine_rows_avx512(c, stride, m, out) },
-        #[cfg(not(target_arch = "x86_64"))]
-        _ => combine_rows_scalar(c, stride, m, out),
-    }
-}
-
-/// The reference `combine_rows`. Each product is below 2^15 · 2^27 (input gradients) or
-/// 2^27 · 2^12 (weight gradients), and the sums stay below 2^61 (see `fixed`).
-#[inline(always)]
+/// The reference row combination `out[k] = Σ_i c[i·stride]·m[i][k]` over the rows of the
+/// row-major `n × out.len()` matrix `m`, in `i64`: each product is below 2^15 · 2^27 (input
+/// gradients) or 2^27 · 2^12 (weight gradients), the sums below 2^61 (see `fixed`).
 fn combine_rows_scalar(c: &[i32], stride: usize, m: &[i16], out: &mut [i64]) {
     out.fill(0);
     for (i, row) in m.chunks_exact(out.len()).enumerate() {
@@ -242,30 +223,118 @@ fn combine_rows_scalar(c: &[i32], stride: usize, m: &[i16], out: &mut [i64]) {
     }
 }
 
-/// `combine_rows_scalar` compiled for AVX2, which the compiler vectorises.
-///
-/// # Safety
-/// The CPU must support AVX2.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn combine_rows_avx2(c: &[i32], stride: usize, m: &[i16], out: &mut [i64]) {
-    combine_rows_scalar(c, stride, m, out)
+/// A row-major Q12 matrix `m` (`n × cols`: a weight matrix, or a window's matrix inputs)
+/// laid out for the products that combine its rows, `out[k] = Σ_i c[i·stride]·m[i][k]` with
+/// Q24 coefficients `|c| ≤ GRAD_LIMIT` (every `dz` is clamped so). The vector paths read the
+/// rows in pairs, `pairs[p][2k + e] = m[2p + e][k]`, so that one 16-bit multiply-add takes
+/// two rows of a column; an odd `n` is padded with a zero row, which adds nothing. The scalar
+/// path reads `m` itself. All paths give the same exact `i64` sums.
+pub struct RowPairs<'a> {
+    isa: Isa,
+    m: &'a [i16],
+    n: usize,
+    pairs: Vec<i16>,
+}
+
+impl<'a> RowPairs<'a> {
+    /// The layout of the first `n` rows of `m` (`cols` wide) that `isa` reads.
+    pub fn new(isa: Isa, m: &'a [i16], n: usize, cols: usize) -> RowPairs<'a> {
+        RowPairs::with_buffer(isa, m, n, cols, Vec::new())
+    }
+
+    /// `new`, writing the layout into `buffer` (whose contents do not matter): a buffer
+    /// recycled with `into_buffer` saves an allocation, and its page faults, per window.
+    pub fn with_buffer(
+        isa: Isa,
+        m: &'a [i16],
+        n: usize,
+        cols: usize,
+        mut pairs: Vec<i16>,
+    ) -> RowPairs<'a> {
+        pairs.clear();
+        if isa != Isa::Scalar {
+            pairs.resize(n.div_ceil(2) * 2 * cols, 0);
+            for (p, rows) in m[..n * cols].chunks(2 * cols).enumerate() {
+                let pair = &mut pairs[p * 2 * cols..(p + 1) * 2 * cols];
+                for (e, row) in rows.chunks_exact(cols).enumerate() {
+                    for (k, &v) in row.iter().enumerate() {
+                        pair[2 * k + e] = v;
+                    }
+                }
+            }
+        }
+        RowPairs {
+            isa,
+            m: &m[..n * cols],
+            n,
+            pairs,
+        }
+    }
+
+    /// The buffer the layout lives in, for the next `with_buffer`.
+    pub fn into_buffer(self) -> Vec<i16> {
+        self.pairs
+    }
+
+    /// The row combination for rows of any `i16` values (weights): each coefficient in three
+    /// pieces of 10 bits (the last within ±2^7), 16 pairs per `i32` sum, so a lane holds at
+    /// most 32 products below 2^10 · 2^15: below 2^30.
+    pub fn combine_weights(&self, c: &[i32], stride: usize, out: &mut [i64]) {
+        match self.isa {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `Isa::Avx2` and `Isa::Avx512` are only used where the CPU has them.
+            Isa::Avx2 => unsafe {
+                x86::combine_pairs_avx2::<3, 10, 16>(c, stride, &self.pairs, self.n, out)
+            },
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => unsafe {
+                x86::combine_pairs_avx512::<3, 10, 16>(c, stride, &self.pairs, self.n, out)
+            },
+            _ => combine_rows_scalar(c, stride, self.m, out),
+        }
+    }
+
+    /// The row combination for rows within `±ONE` (activations): each coefficient in two
+    /// pieces of 15 bits (the last within ±2^12), 8 pairs per `i32` sum, so a lane holds at
+    /// most 16 products below 2^15 · 2^12: below 2^31.
+    pub fn combine_activations(&self, c: &[i32], stride: usize, out: &mut [i64]) {
+        match self.isa {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `Isa::Avx2` and `Isa::Avx512` are only used where the CPU has them.
+            Isa::Avx2 => unsafe {
+                x86::combine_pairs_avx2::<2, 15, 8>(c, stride, &self.pairs, self.n, out)
+            },
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => unsafe {
+                x86::combine_pairs_avx512::<2, 15, 8>(c, stride, &self.pairs, self.n, out)
+            },
+            _ => combine_rows_scalar(c, stride, self.m, out),
+        }
+    }
+
+    /// `input_grad` of this matrix (`rows × cols`, as laid out by `new`).
+    pub fn input_grad(&self, streams: usize, dz: &[i32], dx: &mut [i32]) {
+        let rows = dz.len() / streams;
+        let cols = dx.len() / streams;
+        debug_assert_eq!(rows, self.n);
+        let mut acc = vec![0i64; cols];
+        for (ds, out) in dz.chunks_exact(rows).zip(dx.chunks_exact_mut(cols)) {
+            self.combine_weights(ds, 1, &mut acc);
+            for (o, &a) in out.iter_mut().zip(&acc) {
+                *o = clamp_i32(round_shift(a, ACT_FRAC), GRAD_LIMIT);
+            }
+        }
+    }
 }
 
 /// Gradient with respect to a matrix's input, Q24:
 /// `dx[s][k] = round(Σ_r W[r][k]·dz[s][r] >> 12)`, clamped to `±GRAD_LIMIT`. `w` is
-/// `rows × cols`, `dz` is `streams × rows`, `dx` is `streams × cols`.
+/// `rows × cols`, `dz` is `streams × rows`, `dx` is `streams × cols`. (The backward pass
+/// lays each matrix out once per window and calls `RowPairs::input_grad` itself.)
 pub fn input_grad(streams: usize, w: &[i16], dz: &[i32], dx: &mut [i32]) {
-    let isa = Isa::active();
     let rows = dz.len() / streams;
     let cols = dx.len() / streams;
-    let mut acc = vec![0i64; cols];
-    for (ds, out) in dz.chunks_exact(rows).zip(dx.chunks_exact_mut(cols)) {
-        combine_rows(isa, ds, 1, &w[..rows * cols], &mut acc);
-        for (o, &a) in out.iter_mut().zip(&acc) {
-            *o = clamp_i32(round_shift(a, ACT_FRAC), GRAD_LIMIT);
-        }
-    }
+    RowPairs::new(Isa::active(), w, rows, cols).input_grad(streams, dz, dx);
 }
 
 /// What `cell_backward` needs of one step's forward pass, all `streams × …` Q12.
@@ -413,47 +482,6 @@ unsafe fn adam_row_avx2(
     adam_row_scalar(opt, table, sums, v, w, forward)
 }
 
-/// A window's matrix inputs `x` (`n × cols`, Q12 within `±ONE`), laid out for the weight
-/// gradient of the path that uses them: the vector paths read steps in pairs,
-/// `pairs[p][2k + e] = x[2p + e][k]`, so that one 16-bit multiply-add takes two steps of a
-/// column; an odd `n` is padded with a zero step, which adds nothing.
-pub struct StepPairs<'a> {
-    isa: Isa,
-    x: &'a [i16],
-    n: usize,
-    pairs: Vec<i16>,
-}
-
-impl<'a> StepPairs<'a> {
-    /// The layout of `x` (`n × cols`) that `isa` reads.
-    pub fn new(isa: Isa, x: &'a [i16], n: usize, cols: usize) -> StepPairs<'a> {
-        let mut pairs = Vec::new();
-        if isa != Isa::Scalar {
-            pairs.resize(n.div_ceil(2) * 2 * cols, 0);
-            for (j, row) in x.chunks_exact(cols).take(n).enumerate() {
-                let pair = &mut pairs[(j / 2) * 2 * cols..][..2 * cols];
-                for (k, &v) in row.iter().enumerate() {
-                    pair[2 * k + j % 2] = v;
-                }
-            }
-        }
-        StepPairs { isa, x, n, pairs }
-    }
-
-    /// `out[k] = Σ_j c[j·stride]·x[j][k]` over the `n` steps (Q36 when `c` is Q24): exact, for
-    /// `|c| ≤ GRAD_LIMIT` (every `dz` is clamped so).
-    pub fn weight_grad(&self, c: &[i32], stride: usize, out: &mut [i64]) {
-        match self.isa {
-            #[cfg(target_arch = "x86_64")]
-            // SAFETY: `Isa::Avx2` and `Isa::Avx512` are only used where the CPU has them.
-            Isa::Avx2 => unsafe { x86::weight_grad_avx2(c, stride, &self.pairs, self.n, out) },
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 => unsafe { x86::weight_grad_avx512(c, stride, &self.pairs, self.n, out) },
-            _ => combine_rows_scalar(c, stride, &self.x[..self.n * out.len()], out),
-        }
-    }
-}
-
 /// Weight gradient and Adam step of the rows `part` of a `rows × cols` matrix:
 /// `G[r][k] = Σ_j dz[j][r] · x[j][k]` (Q24 · Q12 = Q36) over the `n` stream-steps `j` of
 /// the window (`dz` is `n × rows`, `x` is `n × cols`), then `adam_step` and a fresh Q12
@@ -463,7 +491,7 @@ pub fn matrix_update(opt: &Optimizer, dz: &[i32], x: &[i16], rows: usize, part: 
     let isa = Isa::active();
     let n = dz.len() / rows;
     let cols = x.len() / n.max(1);
-    let steps = StepPairs::new(isa, x, n, cols);
+    let steps = RowPairs::new(isa, x, n, cols);
     let mut acc = vec![0i64; cols];
     for (i, ((w, v), f)) in part
         .master
@@ -473,7 +501,7 @@ pub fn matrix_update(opt: &Optimizer, dz: &[i32], x: &[i16], rows: usize, part: 
         .enumerate()
     {
         let r = part.first_row + i;
-        steps.weight_grad(&dz[r..], rows, &mut acc);
+        steps.combine_activations(&dz[r..], rows, &mut acc);
         adam_row(isa, opt, &acc, v, w, f);
     }
 }
@@ -514,7 +542,14 @@ pub fn embedding_update(
     for symbol in (0..SYMBOLS).filter(|&s| seen[s]) {
         let range = symbol * rows..(symbol + 1) * rows;
         let sums = &mut grad[range.clone()];
-        adam_row(isa, opt, sums, &mut second_moment[range.clone()], &mut master[range], &mut []);
+        adam_row(
+            isa,
+            opt,
+            sums,
+            &mut second_moment[range.clone()],
+            &mut master[range],
+            &mut [],
+        );
         sums.fill(0);
     }
 }

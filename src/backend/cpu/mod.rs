@@ -18,9 +18,9 @@ use crate::backend::Backend;
 use crate::error::Error;
 use crate::fixed::{ACT_FRAC, MASTER_FRAC, SYMBOLS, round_shift};
 use crate::model::init::initial_weights;
-use crate::model::layout::{Shape, TensorRole, tensor_layer};
+use crate::model::layout::{Shape, TensorRole, layer_tensors, tensor_layer};
 use crate::model::params::ModelParams;
-use kernels::{Optimizer, RowsMut};
+use kernels::{Isa, Optimizer, RowPairs, RowsMut};
 use rayon::prelude::*;
 
 /// One parameter tensor and its optimizer state.
@@ -74,6 +74,8 @@ struct Scratch {
     z: Vec<Vec<i32>>,
     logits: Vec<Vec<i32>>,
     embedding_grad: Vec<i64>,
+    /// Buffers of the matrices' `RowPairs` layouts (each layer's, then the head's).
+    pairs: Vec<Vec<i16>>,
 }
 
 /// The CPU twin backend.
@@ -254,11 +256,29 @@ impl CpuBackend {
     fn backward(&mut self, targets: &[u8]) {
         let rows = self.shape.gate_rows();
         let groups = self.groups(self.window.active.first().copied().unwrap_or(0));
+        let mut buffers = std::mem::take(&mut self.scratch.pairs);
         let (shape, params, win) = (&self.shape, &self.params, &self.window);
+        // Each matrix laid out once per window, for every group's input gradients.
+        let head = shape.head_tensor();
+        let isa = Isa::active();
+        buffers.resize_with(shape.layers + 1, Vec::new);
+        let matrices: Vec<RowPairs> = buffers
+            .into_iter()
+            .enumerate()
+            .map(|(l, buffer)| {
+                let (tensor, n, cols) = if l < shape.layers {
+                    (layer_tensors(l)[0], rows, shape.layer_inputs(l))
+                } else {
+                    (head, SYMBOLS, shape.head_inputs())
+                };
+                RowPairs::with_buffer(isa, &params[tensor].forward, n, cols, buffer)
+            })
+            .collect();
         let results: Vec<streams::GroupGradients> = groups
             .par_iter()
-            .map(|&(lo, hi)| streams::backward(shape, params, win, targets, lo, hi))
+            .map(|&(lo, hi)| streams::backward(shape, &matrices, win, targets, lo, hi))
             .collect();
+        self.scratch.pairs = matrices.into_iter().map(RowPairs::into_buffer).collect();
         let win = &mut self.window;
         let total = win.symbols.len();
         sized(&mut win.dlogits, total * SYMBOLS);

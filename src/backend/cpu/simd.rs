@@ -30,8 +30,8 @@ impl Isa {
     pub fn active() -> Isa {
         static ACTIVE: OnceLock<Isa> = OnceLock::new();
         *ACTIVE.get_or_init(|| {
-            let forced = std::env::var(SCALAR_ENV)
-                .is_ok_and(|v| !v.trim().is_empty() && v.trim() != "0");
+            let forced =
+                std::env::var(SCALAR_ENV).is_ok_and(|v| !v.trim().is_empty() && v.trim() != "0");
             if forced {
                 Isa::Scalar
             } else {
@@ -74,7 +74,7 @@ impl Isa {
 #[cfg(test)]
 mod tests {
     use super::Isa;
-    use crate::backend::cpu::kernels::{Optimizer, StepPairs, adam_row, combine_rows, dot_rows};
+    use crate::backend::cpu::kernels::{Optimizer, RowPairs, adam_row, dot_rows};
     use crate::fixed::{GRAD_LIMIT, MASTER_LIMIT, ONE};
 
     /// splitmix64: a small deterministic generator.
@@ -95,7 +95,13 @@ mod tests {
         /// bits: extremes, typical values and small ones all show up.
         fn value(&mut self, limit: i64, extreme: bool) -> i64 {
             match (extreme, self.next() % 4) {
-                (true, _) | (false, 0) => if self.next() % 2 == 0 { limit } else { -limit },
+                (true, _) | (false, 0) => {
+                    if self.next().is_multiple_of(2) {
+                        limit
+                    } else {
+                        -limit
+                    }
+                }
                 (false, 1) => {
                     let bits = (self.next() % 63) as u32;
                     self.within(limit >> bits)
@@ -106,7 +112,10 @@ mod tests {
     }
 
     fn vector_paths() -> Vec<Isa> {
-        Isa::supported().into_iter().filter(|&i| i != Isa::Scalar).collect()
+        Isa::supported()
+            .into_iter()
+            .filter(|&i| i != Isa::Scalar)
+            .collect()
     }
 
     /// Column counts around every vector width and accumulation bound, and the presets'.
@@ -119,8 +128,12 @@ mod tests {
             for &cols in &COLS {
                 for extreme in [false, true] {
                     let rows = 1 + (rng.next() % 9) as usize;
-                    let w: Vec<i16> = (0..rows * cols).map(|_| rng.value(32767, extreme) as i16).collect();
-                    let x: Vec<i16> = (0..cols).map(|_| rng.value(ONE as i64, extreme) as i16).collect();
+                    let w: Vec<i16> = (0..rows * cols)
+                        .map(|_| rng.value(32767, extreme) as i16)
+                        .collect();
+                    let x: Vec<i16> = (0..cols)
+                        .map(|_| rng.value(ONE as i64, extreme) as i16)
+                        .collect();
                     // All terms of one sign: the largest sums the contract allows.
                     let same: Vec<i16> = w.iter().map(|v| v.abs()).collect();
                     let pos: Vec<i16> = x.iter().map(|v| v.abs()).collect();
@@ -135,43 +148,57 @@ mod tests {
         }
     }
 
-    #[test]
-    fn combine_rows_matches_the_scalar_path() {
-        let mut rng = Rng(2);
+    /// `RowPairs`' two combinations on every path against the scalar path, with rows and
+    /// coefficients at random and at their bounds, all products of one sign included.
+    fn check_row_pairs(seed: u64, row_limit: i64, activations: bool) {
+        let mut rng = Rng(seed);
         for isa in vector_paths() {
             for &cols in &COLS {
-                for (extreme, n, stride) in [(false, 20, 1), (true, 3072, 1), (false, 5, 288), (true, 40, 7)] {
-                    let c: Vec<i32> = (0..n * stride).map(|_| rng.value(GRAD_LIMIT as i64, extreme) as i32).collect();
-                    let m: Vec<i16> = (0..n * cols).map(|_| rng.value(32767, extreme) as i16).collect();
-                    let (mut want, mut got) = (vec![0; cols], vec![7; cols]);
-                    combine_rows(Isa::Scalar, &c, stride, &m, &mut want);
-                    combine_rows(isa, &c, stride, &m, &mut got);
-                    assert_eq!(got, want, "{isa:?}, {n} × {cols}, stride {stride}");
+                let shapes = [
+                    (false, 20, 288),
+                    (true, 20, 3),
+                    (true, 33, 1),
+                    (false, 1, 5),
+                    (false, 0, 1),
+                    (true, 3072, 1),
+                ];
+                for (extreme, n, stride) in shapes {
+                    let c: Vec<i32> = (0..n * stride)
+                        .map(|_| rng.value(GRAD_LIMIT as i64, extreme) as i32)
+                        .collect();
+                    let m: Vec<i16> = (0..n * cols)
+                        .map(|_| rng.value(row_limit, extreme) as i16)
+                        .collect();
+                    let c_pos: Vec<i32> = c.iter().map(|v| v.abs()).collect();
+                    let m_pos: Vec<i16> = m.iter().map(|v| v.abs()).collect();
+                    for (c, m) in [(&c, &m), (&c_pos, &m_pos)] {
+                        let (mut want, mut got) = (vec![0; cols], vec![7; cols]);
+                        let (scalar, vector) = (
+                            RowPairs::new(Isa::Scalar, m, n, cols),
+                            RowPairs::new(isa, m, n, cols),
+                        );
+                        if activations {
+                            scalar.combine_activations(c, stride, &mut want);
+                            vector.combine_activations(c, stride, &mut got);
+                        } else {
+                            scalar.combine_weights(c, stride, &mut want);
+                            vector.combine_weights(c, stride, &mut got);
+                        }
+                        assert_eq!(got, want, "{isa:?}, {n} × {cols}, stride {stride}");
+                    }
                 }
             }
         }
     }
 
     #[test]
-    fn weight_grad_matches_the_scalar_path() {
-        let mut rng = Rng(4);
-        for isa in vector_paths() {
-            for &cols in &COLS {
-                for (extreme, n, stride) in [(false, 20, 288), (true, 20, 3), (true, 33, 1), (false, 1, 5), (false, 0, 1), (true, 4096, 1)] {
-                    let c: Vec<i32> = (0..n * stride).map(|_| rng.value(GRAD_LIMIT as i64, extreme) as i32).collect();
-                    let x: Vec<i16> = (0..n * cols).map(|_| rng.value(ONE as i64, extreme) as i16).collect();
-                    // Every product of one sign: the largest sums the contract allows.
-                    let c_pos: Vec<i32> = c.iter().map(|v| v.abs()).collect();
-                    let x_pos: Vec<i16> = x.iter().map(|v| v.abs()).collect();
-                    for (c, x) in [(&c, &x), (&c_pos, &x_pos)] {
-                        let (mut want, mut got) = (vec![0; cols], vec![7; cols]);
-                        StepPairs::new(Isa::Scalar, x, n, cols).weight_grad(c, stride, &mut want);
-                        StepPairs::new(isa, x, n, cols).weight_grad(c, stride, &mut got);
-                        assert_eq!(got, want, "{isa:?}, {n} × {cols}, stride {stride}");
-                    }
-                }
-            }
-        }
+    fn combining_weight_rows_matches_the_scalar_path() {
+        check_row_pairs(2, 32767, false);
+    }
+
+    #[test]
+    fn combining_activation_rows_matches_the_scalar_path() {
+        check_row_pairs(4, ONE as i64, true);
     }
 
     #[test]
@@ -182,12 +209,22 @@ mod tests {
                 for round in 0..40 {
                     let extreme = round % 4 == 3;
                     let opt = Optimizer {
-                        lr_q24: if extreme { u32::MAX as i64 } else { (rng.next() % 200_000) as i64 },
+                        lr_q24: if extreme {
+                            u32::MAX as i64
+                        } else {
+                            (rng.next() % 200_000) as i64
+                        },
                         beta2_shift: 4 + (rng.next() % 17) as u32,
                     };
                     // Window sums up to 2^61 (the contract's bound), a quarter of them 0.
                     let sums: Vec<i64> = (0..len)
-                        .map(|_| if rng.next() % 4 == 0 { 0 } else { rng.value(1 << 61, extreme) })
+                        .map(|_| {
+                            if rng.next().is_multiple_of(4) {
+                                0
+                            } else {
+                                rng.value(1 << 61, extreme)
+                            }
+                        })
                         .collect();
                     let v: Vec<u64> = (0..len)
                         .map(|_| match rng.next() % 4 {
@@ -196,7 +233,9 @@ mod tests {
                             _ => rng.next() >> (2 + rng.next() % 62),
                         })
                         .collect();
-                    let w: Vec<i32> = (0..len).map(|_| rng.value(MASTER_LIMIT as i64, extreme) as i32).collect();
+                    let w: Vec<i32> = (0..len)
+                        .map(|_| rng.value(MASTER_LIMIT as i64, extreme) as i32)
+                        .collect();
                     for with_forward in [true, false] {
                         let f_len = if with_forward { len } else { 0 };
                         let (mut v0, mut w0, mut f0) = (v.clone(), w.clone(), vec![0i16; f_len]);

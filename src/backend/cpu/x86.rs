@@ -62,7 +62,11 @@ pub unsafe fn dot_rows_avx2(w: &[i16], x: &[i16], out: &mut [i64]) {
 /// Lanes mask for the first `n` of `width` (at most 32) lanes.
 #[inline(always)]
 fn lanes(n: usize, width: usize) -> u32 {
-    if n >= width { (((1u64) << width) - 1) as u32 } else { ((1u64 << n) - 1) as u32 }
+    if n >= width {
+        (((1u64) << width) - 1) as u32
+    } else {
+        ((1u64 << n) - 1) as u32
+    }
 }
 
 /// `out[r] = Σ_k w[r][k]·x[k]` (exact), as `dot_rows_avx2` with 512-bit `vpmaddwd`; the last
@@ -99,71 +103,6 @@ pub unsafe fn dot_rows_avx512(w: &[i16], x: &[i16], out: &mut [i64]) {
             total = _mm512_add_epi64(total, _mm512_add_epi64(lo, hi));
         }
         *o = _mm512_reduce_add_epi64(total);
-    }
-}
-
-/// `out[k] = Σ_i c[i·stride]·m[i][k]` (exact, `i64`) for the `n` rows of the row-major
-/// `n × out.len()` matrix `m`: each 8-column block is one register of `i64` sums, fed by
-/// `vpmuldq` of the broadcast coefficient and the sign-extended row.
-///
-/// # Safety
-/// The CPU must support AVX-512 F, BW and VL.
-#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-pub unsafe fn combine_rows_avx512(c: &[i32], stride: usize, m: &[i16], out: &mut [i64]) {
-    let cols = out.len();
-    let n = m.len() / cols.max(1);
-    assert!(n == 0 || c.len() > (n - 1) * stride);
-    let mut kb = 0;
-    while kb < cols {
-        // Eight registers of sums at most; a narrower tail takes fewer (no wasted lanes).
-        let width = (cols - kb).min(64);
-        // SAFETY: the blocks stay below `cols` (masks) and `n` rows (asserted above).
-        unsafe {
-            match width.div_ceil(8) {
-                8 => combine_block::<8>(c, stride, m, cols, kb, width, out),
-                7 => combine_block::<7>(c, stride, m, cols, kb, width, out),
-                6 => combine_block::<6>(c, stride, m, cols, kb, width, out),
-                5 => combine_block::<5>(c, stride, m, cols, kb, width, out),
-                4 => combine_block::<4>(c, stride, m, cols, kb, width, out),
-                3 => combine_block::<3>(c, stride, m, cols, kb, width, out),
-                2 => combine_block::<2>(c, stride, m, cols, kb, width, out),
-                _ => combine_block::<1>(c, stride, m, cols, kb, width, out),
-            }
-        }
-        kb += width;
-    }
-}
-
-/// Columns `kb..kb + width` of `combine_rows_avx512`, in `B` registers of 8 sums.
-///
-/// # Safety
-/// AVX-512 F, BW and VL; `width ≤ 8·B`, `kb + width ≤ cols`, `c` holds every coefficient.
-#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-#[inline]
-unsafe fn combine_block<const B: usize>(
-    c: &[i32],
-    stride: usize,
-    m: &[i16],
-    cols: usize,
-    kb: usize,
-    width: usize,
-    out: &mut [i64],
-) {
-    let n = m.len() / cols;
-    let masks: [u8; B] = std::array::from_fn(|b| lanes(width.saturating_sub(8 * b), 8) as u8);
-    let mut acc = [_mm512_setzero_si512(); B];
-    for i in 0..n {
-        let d = _mm512_set1_epi64(c[i * stride] as i64);
-        let row = m[i * cols + kb..].as_ptr();
-        for b in 0..B {
-            // SAFETY: the mask keeps the load within row i's columns `kb..kb + width`.
-            let v = unsafe { _mm_maskz_loadu_epi16(masks[b], row.add(8 * b)) };
-            acc[b] = _mm512_add_epi64(acc[b], _mm512_mul_epi32(_mm512_cvtepi16_epi64(v), d));
-        }
-    }
-    for b in 0..B {
-        // SAFETY: the mask keeps the store within `out[kb..kb + width]`.
-        unsafe { _mm512_mask_storeu_epi64(out.as_mut_ptr().add(kb + 8 * b), masks[b], acc[b]) };
     }
 }
 
@@ -204,7 +143,10 @@ pub unsafe fn adam_row_avx512(
                 // g = round(sum >> 16), clamped to ±(2^31 - 1): it fits vpmuldq's 32 bits.
                 let half_g = _mm512_set1_epi64(1 << (ADAM_GRAD_SHIFT - 1));
                 let g = _mm512_srai_epi64::<ADAM_GRAD_SHIFT>(_mm512_add_epi64(sum, half_g));
-                let g = _mm512_min_epi64(_mm512_max_epi64(g, _mm512_sub_epi64(zero, g_limit)), g_limit);
+                let g = _mm512_min_epi64(
+                    _mm512_max_epi64(g, _mm512_sub_epi64(zero, g_limit)),
+                    g_limit,
+                );
                 let sq = _mm512_mul_epi32(g, g);
                 let old = _mm512_maskz_loadu_epi64(m, v.as_ptr().add(k).cast());
                 let decayed = _mm512_add_epi64(
@@ -216,20 +158,31 @@ pub unsafe fn adam_row_avx512(
                 _mm512_mask_storeu_epi64(v.as_mut_ptr().add(k).cast(), live, new_v);
                 // fixed::rsqrt: v = mantissa index · 4^shift, the mantissa from the table.
                 let bits = _mm512_sub_epi64(_mm512_set1_epi64(64), _mm512_lzcnt_epi64(new_v));
-                let over = _mm512_sub_epi64(bits, _mm512_set1_epi64(crate::fixed::RSQRT_NORM_BITS as i64));
+                let over = _mm512_sub_epi64(
+                    bits,
+                    _mm512_set1_epi64(crate::fixed::RSQRT_NORM_BITS as i64),
+                );
                 let shift = _mm512_srli_epi64::<1>(_mm512_max_epi64(over, zero));
                 let index = _mm512_and_si512(
                     _mm512_srlv_epi64(new_v, _mm512_add_epi64(shift, shift)),
                     _mm512_set1_epi64(crate::fixed::RSQRT_ENTRIES as i64 - 1),
                 );
-                let mantissa = _mm512_cvtepi32_epi64(_mm512_i64gather_epi32::<4>(index, table.as_ptr()));
+                let mantissa =
+                    _mm512_cvtepi32_epi64(_mm512_i64gather_epi32::<4>(index, table.as_ptr()));
                 // ratio = round(g·mantissa >> shift); the mantissa is below 2^17.
                 let half = _mm512_srli_epi64::<1>(_mm512_sllv_epi64(one, shift));
-                let ratio = _mm512_srav_epi64(_mm512_add_epi64(_mm512_mul_epi32(g, mantissa), half), shift);
+                let ratio =
+                    _mm512_srav_epi64(_mm512_add_epi64(_mm512_mul_epi32(g, mantissa), half), shift);
                 let half_step = _mm512_set1_epi64(1 << (RSQRT_FRAC - 1));
-                let step = _mm512_srai_epi64::<RSQRT_FRAC>(_mm512_add_epi64(_mm512_mullo_epi64(lr, ratio), half_step));
+                let step = _mm512_srai_epi64::<RSQRT_FRAC>(_mm512_add_epi64(
+                    _mm512_mullo_epi64(lr, ratio),
+                    half_step,
+                ));
                 let moved = _mm512_sub_epi64(old_w, step);
-                let moved = _mm512_min_epi64(_mm512_max_epi64(moved, _mm512_sub_epi64(zero, w_limit)), w_limit);
+                let moved = _mm512_min_epi64(
+                    _mm512_max_epi64(moved, _mm512_sub_epi64(zero, w_limit)),
+                    w_limit,
+                );
                 _mm512_mask_cvtepi64_storeu_epi32(w.as_mut_ptr().add(k), live, moved);
                 _mm512_mask_blend_epi64(live, old_w, moved)
             };
@@ -244,111 +197,144 @@ pub unsafe fn adam_row_avx512(
     }
 }
 
-/// Pair-steps per `i32` accumulation in `weight_grad_*`: each lane then sums 16 products.
-const PAIRS_PER_BLOCK: usize = 8;
-
-/// The two 16-bit pieces of each coefficient of a block of step pairs, packed for `vpmaddwd`:
-/// `c = hi·2^15 + lo` with `lo ∈ [0, 2^15)`, and `|hi| ≤ 2^12` for `|c| ≤ GRAD_LIMIT`. Entry `p`
-/// holds steps `2p` and `2p + 1` (low and high half); a missing odd step is 0.
+/// The `PIECES` pieces of each coefficient of a block of `PAIRS` row pairs, packed for
+/// `vpmaddwd`: `c = Σ_q piece_q·2^(BITS·q)`, every piece but the last in `[0, 2^BITS)`, the last
+/// `c >> BITS·(PIECES - 1)` (it must fit in `i16`). Entry `[q][p]` holds piece `q` of rows
+/// `2p` and `2p + 1` (low and high half) of the block starting at pair `first`; a row past
+/// `n` is 0.
 #[inline(always)]
-fn coefficient_pieces(c: &[i32], stride: usize, n: usize, first: usize) -> ([i32; PAIRS_PER_BLOCK], [i32; PAIRS_PER_BLOCK]) {
-    let (mut lo, mut hi) = ([0i32; PAIRS_PER_BLOCK], [0i32; PAIRS_PER_BLOCK]);
-    for p in 0..PAIRS_PER_BLOCK {
+fn coefficient_pieces<const PIECES: usize, const BITS: u32, const PAIRS: usize>(
+    c: &[i32],
+    stride: usize,
+    n: usize,
+    first: usize,
+) -> [[i32; PAIRS]; PIECES] {
+    let mut out = [[0i32; PAIRS]; PIECES];
+    for p in 0..PAIRS {
         for e in 0..2 {
             let j = 2 * (first + p) + e;
             if j < n {
                 let v = c[j * stride];
-                lo[p] |= (v & 0x7fff) << (16 * e);
-                hi[p] |= ((v >> 15) & 0xffff) << (16 * e);
+                for (q, piece) in out.iter_mut().enumerate() {
+                    let shifted = v >> (BITS * q as u32);
+                    let part = if q + 1 < PIECES {
+                        shifted & ((1 << BITS) - 1)
+                    } else {
+                        shifted
+                    };
+                    piece[p] |= (part & 0xffff) << (16 * e);
+                }
             }
         }
     }
-    (lo, hi)
+    out
 }
 
-/// `out[k] = Σ_j c[j·stride]·x[j][k]` (exact) over the `n` steps of `pairs`
-/// (`kernels::StepPairs` layout, `out.len()` columns), for `|c| ≤ GRAD_LIMIT` and `|x| ≤ ONE`:
-/// each coefficient split in two 16-bit pieces, two `vpmaddwd` per 32 products.
+/// `out[k] = Σ_i c[i·stride]·m[i][k]` (exact) over the `n` rows of `pairs` (`RowPairs`
+/// layout, `out.len()` columns): each coefficient split into `PIECES` 16-bit pieces of `BITS`
+/// bits, one `vpmaddwd` per piece and 32 products, `PAIRS` row pairs summed in `i32` before
+/// they are widened. The caller picks the three so that no `i32` lane can overflow.
 ///
 /// # Safety
 /// The CPU must support AVX-512 F and BW.
 #[target_feature(enable = "avx512f,avx512bw")]
-pub unsafe fn weight_grad_avx512(c: &[i32], stride: usize, pairs: &[i16], n: usize, out: &mut [i64]) {
+pub unsafe fn combine_pairs_avx512<const PIECES: usize, const BITS: u32, const PAIRS: usize>(
+    c: &[i32],
+    stride: usize,
+    pairs: &[i16],
+    n: usize,
+    out: &mut [i64],
+) {
     let cols = out.len();
     let npairs = n.div_ceil(2);
     assert!(pairs.len() >= npairs * 2 * cols && (n == 0 || c.len() > (n - 1) * stride));
     out.fill(0);
-    for first in (0..npairs).step_by(PAIRS_PER_BLOCK) {
-        let count = PAIRS_PER_BLOCK.min(npairs - first);
-        let (lo, hi) = coefficient_pieces(c, stride, n, first);
-        let lo = lo.map(|v| _mm512_set1_epi32(v));
-        let hi = hi.map(|v| _mm512_set1_epi32(v));
+    for first in (0..npairs).step_by(PAIRS) {
+        let count = PAIRS.min(npairs - first);
+        let pieces = coefficient_pieces::<PIECES, BITS, PAIRS>(c, stride, n, first);
         for kb in (0..cols).step_by(16) {
             let m = lanes(2 * (cols - kb), 32);
-            let (mut acc_lo, mut acc_hi) = (_mm512_setzero_si512(), _mm512_setzero_si512());
+            let mut acc = [_mm512_setzero_si512(); PIECES];
             for p in 0..count {
+                let at = (first + p) * 2 * cols + 2 * kb;
                 // SAFETY: the mask keeps the load within pair row `first + p`'s columns.
-                let xv = unsafe { _mm512_maskz_loadu_epi16(m, pairs.as_ptr().add((first + p) * 2 * cols + 2 * kb)) };
-                acc_lo = _mm512_add_epi32(acc_lo, _mm512_madd_epi16(xv, lo[p]));
-                acc_hi = _mm512_add_epi32(acc_hi, _mm512_madd_epi16(xv, hi[p]));
+                let xv = unsafe { _mm512_maskz_loadu_epi16(m, pairs.as_ptr().add(at)) };
+                for (a, piece) in acc.iter_mut().zip(&pieces) {
+                    let cv = _mm512_set1_epi32(piece[p]);
+                    *a = _mm512_add_epi32(*a, _mm512_madd_epi16(xv, cv));
+                }
             }
             let om = lanes(cols - kb, 16) as u16;
             for half in 0..2 {
-                let (l, h) = if half == 0 {
-                    (_mm512_castsi512_si256(acc_lo), _mm512_castsi512_si256(acc_hi))
-                } else {
-                    (_mm512_extracti64x4_epi64::<1>(acc_lo), _mm512_extracti64x4_epi64::<1>(acc_hi))
-                };
-                let sum = _mm512_add_epi64(
-                    _mm512_slli_epi64::<15>(_mm512_cvtepi32_epi64(h)),
-                    _mm512_cvtepi32_epi64(l),
-                );
                 let hm = (om >> (8 * half)) as u8;
-                if hm != 0 {
-                    // SAFETY: the mask keeps the access within `out[kb + 8·half..]`'s columns.
-                    unsafe {
-                        let at = out.as_mut_ptr().add(kb + 8 * half);
-                        let old = _mm512_maskz_loadu_epi64(hm, at);
-                        _mm512_mask_storeu_epi64(at, hm, _mm512_add_epi64(old, sum));
-                    }
+                if hm == 0 {
+                    continue;
+                }
+                let mut sum = _mm512_setzero_si512();
+                for (q, &a) in acc.iter().enumerate() {
+                    let part = if half == 0 {
+                        _mm512_castsi512_si256(a)
+                    } else {
+                        _mm512_extracti64x4_epi64::<1>(a)
+                    };
+                    let shift = _mm_cvtsi32_si128((BITS * q as u32) as i32);
+                    sum =
+                        _mm512_add_epi64(sum, _mm512_sll_epi64(_mm512_cvtepi32_epi64(part), shift));
+                }
+                // SAFETY: the mask keeps the access within `out[kb + 8·half..]`'s columns.
+                unsafe {
+                    let at = out.as_mut_ptr().add(kb + 8 * half);
+                    let old = _mm512_maskz_loadu_epi64(hm, at);
+                    _mm512_mask_storeu_epi64(at, hm, _mm512_add_epi64(old, sum));
                 }
             }
         }
     }
 }
 
-/// `weight_grad_avx512` with 256-bit registers.
+/// `combine_pairs_avx512` with 256-bit registers; the last columns (fewer than 8) one by one.
 ///
 /// # Safety
 /// The CPU must support AVX2.
 #[target_feature(enable = "avx2")]
-pub unsafe fn weight_grad_avx2(c: &[i32], stride: usize, pairs: &[i16], n: usize, out: &mut [i64]) {
+pub unsafe fn combine_pairs_avx2<const PIECES: usize, const BITS: u32, const PAIRS: usize>(
+    c: &[i32],
+    stride: usize,
+    pairs: &[i16],
+    n: usize,
+    out: &mut [i64],
+) {
     let cols = out.len();
     let npairs = n.div_ceil(2);
     assert!(pairs.len() >= npairs * 2 * cols && (n == 0 || c.len() > (n - 1) * stride));
     out.fill(0);
     let body = cols - cols % 8;
-    for first in (0..npairs).step_by(PAIRS_PER_BLOCK) {
-        let count = PAIRS_PER_BLOCK.min(npairs - first);
-        let (lo, hi) = coefficient_pieces(c, stride, n, first);
+    for first in (0..npairs).step_by(PAIRS) {
+        let count = PAIRS.min(npairs - first);
+        let pieces = coefficient_pieces::<PIECES, BITS, PAIRS>(c, stride, n, first);
         for kb in (0..body).step_by(8) {
-            let (mut acc_lo, mut acc_hi) = (_mm256_setzero_si256(), _mm256_setzero_si256());
+            let mut acc = [_mm256_setzero_si256(); PIECES];
             for p in 0..count {
+                let at = (first + p) * 2 * cols + 2 * kb;
                 // SAFETY: columns kb..kb + 8 ≤ body of pair row `first + p`.
-                let xv = unsafe { _mm256_loadu_si256(pairs.as_ptr().add((first + p) * 2 * cols + 2 * kb).cast()) };
-                acc_lo = _mm256_add_epi32(acc_lo, _mm256_madd_epi16(xv, _mm256_set1_epi32(lo[p])));
-                acc_hi = _mm256_add_epi32(acc_hi, _mm256_madd_epi16(xv, _mm256_set1_epi32(hi[p])));
+                let xv = unsafe { _mm256_loadu_si256(pairs.as_ptr().add(at).cast()) };
+                for (a, piece) in acc.iter_mut().zip(&pieces) {
+                    let cv = _mm256_set1_epi32(piece[p]);
+                    *a = _mm256_add_epi32(*a, _mm256_madd_epi16(xv, cv));
+                }
             }
             for half in 0..2 {
-                let (l, h) = if half == 0 {
-                    (_mm256_castsi256_si128(acc_lo), _mm256_castsi256_si128(acc_hi))
-                } else {
-                    (_mm256_extracti128_si256::<1>(acc_lo), _mm256_extracti128_si256::<1>(acc_hi))
-                };
-                let sum = _mm256_add_epi64(
-                    _mm256_slli_epi64::<15>(_mm256_cvtepi32_epi64(h)),
-                    _mm256_cvtepi32_epi64(l),
-                );
+                let mut sum = _mm256_setzero_si256();
+                for (q, &a) in acc.iter().enumerate() {
+                    let part = if half == 0 {
+                        _mm256_castsi256_si128(a)
+                    } else {
+                        _mm256_extracti128_si256::<1>(a)
+                    };
+                    let shift = _mm_cvtsi32_si128((BITS * q as u32) as i32);
+                    sum =
+                        _mm256_add_epi64(sum, _mm256_sll_epi64(_mm256_cvtepi32_epi64(part), shift));
+                }
                 // SAFETY: columns kb + 4·half .. + 4 are below body ≤ cols.
                 unsafe {
                     let at = out.as_mut_ptr().add(kb + 4 * half).cast::<__m256i>();
@@ -356,15 +342,9 @@ pub unsafe fn weight_grad_avx2(c: &[i32], stride: usize, pairs: &[i16], n: usize
                 }
             }
         }
-        // The last columns (fewer than 8), one by one.
         for k in body..cols {
-            for p in first..first + count {
-                for e in 0..2 {
-                    let j = 2 * p + e;
-                    if j < n {
-                        out[k] += c[j * stride] as i64 * pairs[p * 2 * cols + 2 * k + e] as i64;
-                    }
-                }
+            for j in 2 * first..(2 * (first + count)).min(n) {
+                out[k] += c[j * stride] as i64 * pairs[(j / 2) * 2 * cols + 2 * k + j % 2] as i64;
             }
         }
     }
