@@ -1,11 +1,16 @@
-//! The CPU twin of the GPU kernels, in plain integer Rust. These functions *define* the
-//! model's arithmetic; the shaders are tested against them bit for bit. `gates_forward`,
+//! The CPU twin of the GPU kernels, in integer Rust. These functions *define* the model's
+//! arithmetic; the shaders are tested against them bit for bit. `gates_forward`,
 //! `cell_forward`, `softmax_freq`, `output_grad`, `input_grad`, `cell_backward` and
 //! `matrix_update` each have a shader of the same name; `head_forward` is the `gates_forward`
 //! shader with the head's sizes, `bias_update` and `embedding_update` are both
 //! `vector_update`, and the shaders `layer_input` and `head_input` only gather activations,
-//! which the CPU twin does in place (`super::streams`). Each works on all active streams of one step (`streams` rows of its
-//! per-stream inputs and outputs, row-major).
+//! which the CPU twin does in place (`super::streams`). Each works on all active streams of one
+//! step (`streams` rows of its per-stream inputs and outputs, row-major).
+//!
+//! The heavy work goes through three primitives with one path per instruction set (`Isa`):
+//! `dot_rows` (forward products), `RowPairs` (input and weight gradients) and `adam_row`.
+//! Their scalar paths are the reference; the vector paths (`super::x86`) give the same
+//! integers, and `super::simd`'s tests hold them to it.
 
 use crate::fixed::{
     self, ACT_FRAC, ADAM_GRAD_SHIFT, FREQ_TOTAL, FREQ_TOTAL_BITS, GRAD_LIMIT, LOGIT_LIMIT,
