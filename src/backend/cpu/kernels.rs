@@ -259,11 +259,21 @@ impl<'a> RowPairs<'a> {
         pairs.clear();
         if isa != Isa::Scalar {
             pairs.resize(n.div_ceil(2) * 2 * cols, 0);
-            for (p, rows) in m[..n * cols].chunks(2 * cols).enumerate() {
-                let pair = &mut pairs[p * 2 * cols..(p + 1) * 2 * cols];
-                for (e, row) in rows.chunks_exact(cols).enumerate() {
-                    for (k, &v) in row.iter().enumerate() {
-                        pair[2 * k + e] = v;
+            for (rows, pair) in m[..n * cols]
+                .chunks(2 * cols)
+                .zip(pairs.chunks_exact_mut(2 * cols))
+            {
+                // Zips of whole rows, which the compiler turns into interleaving shuffles.
+                let (first, second) = rows.split_at(cols);
+                if second.is_empty() {
+                    for (out, &a) in pair.chunks_exact_mut(2).zip(first) {
+                        out[0] = a;
+                        out[1] = 0;
+                    }
+                } else {
+                    for ((out, &a), &b) in pair.chunks_exact_mut(2).zip(first).zip(second) {
+                        out[0] = a;
+                        out[1] = b;
                     }
                 }
             }
@@ -285,6 +295,7 @@ impl<'a> RowPairs<'a> {
     /// pieces of 10 bits (the last within ±2^7), 16 pairs per `i32` sum, so a lane holds at
     /// most 32 products below 2^10 · 2^15: below 2^30.
     pub fn combine_weights(&self, c: &[i32], stride: usize, out: &mut [i64]) {
+        debug_assert!(c.iter().all(|v| v.unsigned_abs() <= GRAD_LIMIT as u32));
         match self.isa {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: `Isa::Avx2` and `Isa::Avx512` are only used where the CPU has them.
@@ -303,6 +314,8 @@ impl<'a> RowPairs<'a> {
     /// pieces of 15 bits (the last within ±2^12), 8 pairs per `i32` sum, so a lane holds at
     /// most 16 products below 2^15 · 2^12: below 2^31.
     pub fn combine_activations(&self, c: &[i32], stride: usize, out: &mut [i64]) {
+        debug_assert!(c.iter().all(|v| v.unsigned_abs() <= GRAD_LIMIT as u32));
+        debug_assert!(self.m.iter().all(|&v| (v as i32).abs() <= ONE));
         match self.isa {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: `Isa::Avx2` and `Isa::Avx512` are only used where the CPU has them.
