@@ -9,8 +9,8 @@
 //! Both passes run groups of streams on separate cores (`streams`); neither split changes a
 //! bit of the result. A single stream's step is not split: its three matrix products take a
 //! few microseconds, and splitting their rows over two threads (tried: `rayon::join` per
-//! product) made a one-stream run 35 % slower, the thread hand-offs costing more than the
-//! halved products gain.
+//! product) made a one-stream run of preset 5 twice as slow on a 2-core machine, the thread
+//! hand-offs (mostly kernel time) costing far more than the halved products gain.
 
 pub mod kernels;
 pub mod simd;
