@@ -16,8 +16,9 @@ pub const SCALAR_ENV: &str = "NNGPU_CPU_SCALAR";
 pub enum Isa {
     /// Plain Rust for the baseline target: the reference the other paths must match.
     Scalar,
-    /// x86-64 AVX2: 16-bit multiply-add for the forward products, the other kernels'
-    /// plain Rust compiled for AVX2.
+    /// x86-64 AVX2: 256-bit multiply-adds for the matrix products; the Adam update is the
+    /// scalar code compiled for AVX2 (AVX2 lacks the 64-bit shifts, multiplies and leading-zero
+    /// counts an explicit version would need).
     Avx2,
     /// x86-64 AVX-512 (F, BW, DQ, CD, VL): every matrix product and the Adam update in
     /// explicit 512-bit code.

@@ -1,12 +1,14 @@
 //! The x86-64 vector paths of the kernels' three primitives (`kernels::dot_rows`,
-//! `kernels::combine_rows`, `kernels::adam_row`). Each function computes exactly what its
-//! scalar twin in `kernels` computes; the callers check the CPU features first (`Isa`).
+//! `kernels::RowPairs`, `kernels::adam_row`). Each function computes exactly what its scalar
+//! twin in `kernels` computes; the callers check the CPU features first (`Isa`).
 //!
 //! Why they are exact: a forward product term is below 2^27 (`crate::fixed`), so an `i32`
 //! lane may sum 16 of them; every lane here sums at most 16 before it is widened to `i64`.
-//! Gradient products (`i32 × i16`) are formed as `i64` by `vpmuldq`, whose operands both fit
-//! in 32 bits. The Adam step evaluates the scalar formula lane by lane in `i64`, with the same
-//! wrapping multiplication (`vpmullq`) and arithmetic shifts.
+//! Gradient products (`i32 × i16`) split each `i32` coefficient into 16-bit pieces, so that
+//! `vpmaddwd` forms them too; the piece sizes bound every `i32` lane below 2^31 (see
+//! `combine_pairs_avx512`'s callers), and the pieces are put together again in `i64`. The Adam
+//! step evaluates the scalar formula lane by lane in `i64`, with the same wrapping
+//! multiplication (`vpmullq`) and arithmetic shifts.
 
 use std::arch::x86_64::*;
 
