@@ -4,6 +4,8 @@
 //! cargo bench --bench throughput                       # alice29.txt, book1, bible.txt
 //! cargo bench --bench throughput -- FILE...            # chosen files
 //! NNGPU_LEVEL=1 NNGPU_BACKEND=gpu NNGPU_BENCH_LIMIT=100000 cargo bench --bench throughput
+//! NNGPU_STREAMS=1 cargo bench --bench throughput -- book1   # the CPU twin's fastest path
+//! NNGPU_CPU_SCALAR=1 NNGPU_STREAMS=1 cargo bench --bench throughput -- book1   # its scalar path
 //! ```
 //!
 //! Without file arguments it reads `alice29.txt`, `book1` and `bible.txt` from
@@ -12,8 +14,10 @@
 //! compression and decompression speed, the backend, and the `xz -9e` size from the corpus's
 //! `BASELINES.md` when it lists the file (only for whole files, not for `NNGPU_BENCH_LIMIT`
 //! prefixes). Settings: `NNGPU_LEVEL` (1..=9, default 5), `NNGPU_BACKEND` (auto, gpu or cpu;
-//! default cpu), `NNGPU_ADAPTER` (part of a GPU adapter's name), `NNGPU_BENCH_LIMIT` (bench
-//! only the first so many bytes of each file).
+//! default cpu), `NNGPU_ADAPTER` (part of a GPU adapter's name), `NNGPU_STREAMS` (streams
+//! instead of the preset's choice), `NNGPU_BENCH_LIMIT` (bench only the first so many bytes of
+//! each file). The backend column names the CPU twin's instruction path (`avx512`, `avx2`, or
+//! `scalar` under `NNGPU_CPU_SCALAR=1`), so two runs show each path's KB/s.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -28,6 +32,20 @@ const DEFAULT_FILES: [&str; 3] = ["alice29.txt", "book1", "bible.txt"];
 struct Settings {
     options: Options,
     limit: Option<usize>,
+}
+
+/// `NAME` parsed as a number, if set.
+fn env_number<T: std::str::FromStr>(name: &str) -> Result<Option<T>, String>
+where
+    T::Err: std::fmt::Display,
+{
+    env_var(name)
+        .map(|v| {
+            v.trim()
+                .parse::<T>()
+                .map_err(|e| format!("{name}={v}: {e}"))
+        })
+        .transpose()
 }
 
 fn env_var(name: &str) -> Option<String> {
@@ -50,19 +68,14 @@ fn settings() -> Result<Settings, String> {
         Some("auto") => BackendChoice::Auto,
         Some(other) => return Err(format!("NNGPU_BACKEND={other}: expected auto, gpu or cpu")),
     };
-    let limit = match env_var("NNGPU_BENCH_LIMIT") {
-        None => None,
-        Some(v) => Some(
-            v.trim()
-                .parse::<usize>()
-                .map_err(|e| format!("NNGPU_BENCH_LIMIT={v}: {e}"))?,
-        ),
-    };
+    let limit = env_number::<usize>("NNGPU_BENCH_LIMIT")?;
+    let streams = env_number::<u32>("NNGPU_STREAMS")?;
     Ok(Settings {
         options: Options {
             level,
             backend,
             adapter: env_var("NNGPU_ADAPTER"),
+            streams,
             ..Options::default()
         },
         limit,

@@ -9,6 +9,7 @@
 //!   panics and never a half-written output.
 //! - `golden`: the committed golden archive still decodes, and compressing its input still
 //!   gives exactly its bytes (`NNGPU_REGENERATE_GOLDEN=1` rewrites it after a version bump).
+//! - `simd`: the CPU twin's scalar and vector paths write the same archive bytes.
 //! - `cross_backend`: GPU and CPU archives are identical and decode on either backend (skipped
 //!   without an adapter unless `NNGPU_REQUIRE_GPU=1`).
 //!

@@ -6,5 +6,6 @@ mod cross_backend;
 mod golden;
 mod habits;
 mod roundtrip;
+mod simd;
 mod terminal;
 mod util;

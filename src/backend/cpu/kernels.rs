@@ -1,23 +1,55 @@
-//! The CPU twin of the GPU kernels, in plain integer Rust. These functions *define* the
-//! model's arithmetic; the shaders are tested against them bit for bit. `gates_forward`,
+//! The CPU twin of the GPU kernels, in integer Rust. These functions *define* the model's
+//! arithmetic; the shaders are tested against them bit for bit. `gates_forward`,
 //! `cell_forward`, `softmax_freq`, `output_grad`, `input_grad`, `cell_backward` and
 //! `matrix_update` each have a shader of the same name; `head_forward` is the `gates_forward`
 //! shader with the head's sizes, `bias_update` and `embedding_update` are both
 //! `vector_update`, and the shaders `layer_input` and `head_input` only gather activations,
-//! which the CPU twin does in place (`super::streams`). Each works on all active streams of one step (`streams` rows of its
-//! per-stream inputs and outputs, row-major).
+//! which the CPU twin does in place (`super::streams`). Each works on all active streams of one
+//! step (`streams` rows of its per-stream inputs and outputs, row-major).
+//!
+//! The heavy work goes through three primitives with one path per instruction set (`Isa`):
+//! `dot_rows` (forward products), `RowPairs` (input and weight gradients) and `adam_row`.
+//! Their scalar paths are the reference; the vector paths (`super::x86`) give the same
+//! integers, and `super::simd`'s tests hold them to it.
 
 use crate::fixed::{
     self, ACT_FRAC, ADAM_GRAD_SHIFT, FREQ_TOTAL, FREQ_TOTAL_BITS, GRAD_LIMIT, LOGIT_LIMIT,
     MASTER_FRAC, MASTER_LIMIT, ONE, PREACT_LIMIT, RSQRT_FRAC, SYMBOLS, clamp_i32, round_shift,
 };
 
+pub use super::simd::Isa;
+#[cfg(target_arch = "x86_64")]
+use super::x86;
+
+/// `out[r] = Σ_k w[r][k]·x[k]` for the first `out.len()` rows of the row-major Q12 matrix `w`
+/// (`x.len()` columns) and a Q12 vector `x`: exact Q24 sums, whichever path `isa` picks.
+#[inline]
+pub fn dot_rows(isa: Isa, w: &[i16], x: &[i16], out: &mut [i64]) {
+    match isa {
+        Isa::Scalar => dot_rows_scalar(w, x, out),
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `Isa::Avx2` and `Isa::Avx512` are only used where the CPU has them.
+        Isa::Avx2 => unsafe { x86::dot_rows_avx2(w, x, out) },
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => unsafe { x86::dot_rows_avx512(w, x, out) },
+        #[cfg(not(target_arch = "x86_64"))]
+        _ => dot_rows_scalar(w, x, out),
+    }
+}
+
+/// The reference `dot_rows`.
+fn dot_rows_scalar(w: &[i16], x: &[i16], out: &mut [i64]) {
+    for (o, row) in out.iter_mut().zip(w.chunks_exact(x.len())) {
+        *o = dot_q24(row, x);
+    }
+}
+
 /// Exact dot product of a Q12 weight row and a Q12 activation vector, Q24.
 ///
 /// Chunks of 16 products are summed in `i32` (each product is below 2^27, see `fixed`), so
 /// the compiler can use 16-bit multiply-add instructions; chunk sums are added in `i64`.
 #[inline]
-pub fn dot_q24(w: &[i16], x: &[i16]) -> i64 {
+fn dot_q24(w: &[i16], x: &[i16]) -> i64 {
     debug_assert_eq!(w.len(), x.len());
     let mut total = 0i64;
     let mut wc = w.chunks_exact(16);
@@ -35,6 +67,23 @@ pub fn dot_q24(w: &[i16], x: &[i16]) -> i64 {
     total
 }
 
+/// Rows of a matrix-vector product computed per `dot_rows` call: the sums stay on the stack.
+const ROW_BLOCK: usize = 64;
+
+/// Calls `each(r, Σ_k w[r][k]·x[k])` for every row `r` of the `rows × x.len()` matrix `w`.
+#[inline]
+fn products(isa: Isa, w: &[i16], x: &[i16], rows: usize, mut each: impl FnMut(usize, i64)) {
+    let cols = x.len();
+    let mut sums = [0i64; ROW_BLOCK];
+    for first in (0..rows).step_by(ROW_BLOCK) {
+        let n = ROW_BLOCK.min(rows - first);
+        dot_rows(isa, &w[first * cols..(first + n) * cols], x, &mut sums[..n]);
+        for (i, &sum) in sums[..n].iter().enumerate() {
+            each(first + i, sum);
+        }
+    }
+}
+
 /// Gate pre-activations of one layer: `z = round((W·x + E[symbol] + b) >> 12)`, clamped to
 /// `±PREACT_LIMIT`, Q12. `w` is `rows × cols`, `x` is `streams × cols`, `z` is
 /// `streams × rows`; `embedding` is `256 × rows` and `bias` is `rows`, both Q24.
@@ -46,15 +95,17 @@ pub fn gates_forward(
     symbols: &[u8],
     z: &mut [i32],
 ) {
+    let isa = Isa::active();
     let rows = bias.len();
     let cols = w.len() / rows;
     for (s, &symbol) in symbols.iter().enumerate() {
         let xs = &x[s * cols..(s + 1) * cols];
         let emb = &embedding[symbol as usize * rows..(symbol as usize + 1) * rows];
-        for r in 0..rows {
-            let acc = dot_q24(&w[r * cols..(r + 1) * cols], xs) + emb[r] as i64 + bias[r] as i64;
-            z[s * rows + r] = clamp_i32(round_shift(acc, ACT_FRAC), PREACT_LIMIT);
-        }
+        let zs = &mut z[s * rows..(s + 1) * rows];
+        products(isa, w, xs, rows, |r, dot| {
+            let acc = dot + emb[r] as i64 + bias[r] as i64;
+            zs[r] = clamp_i32(round_shift(acc, ACT_FRAC), PREACT_LIMIT);
+        });
     }
 }
 
@@ -97,12 +148,12 @@ pub fn cell_forward(
 /// Output-head logits: `round((W·x + b) >> 12)`, clamped to `±LOGIT_LIMIT`, Q12.
 /// `w` is `256 × cols`, `x` is `streams × cols`, `logits` is `streams × 256`.
 pub fn head_forward(w: &[i16], bias: &[i32], x: &[i16], logits: &mut [i32]) {
+    let isa = Isa::active();
     let cols = w.len() / SYMBOLS;
     for (xs, out) in x.chunks_exact(cols).zip(logits.chunks_exact_mut(SYMBOLS)) {
-        for (r, l) in out.iter_mut().enumerate() {
-            let acc = dot_q24(&w[r * cols..(r + 1) * cols], xs) + bias[r] as i64;
-            *l = clamp_i32(round_shift(acc, ACT_FRAC), LOGIT_LIMIT);
-        }
+        products(isa, w, xs, SYMBOLS, |r, dot| {
+            out[r] = clamp_i32(round_shift(dot + bias[r] as i64, ACT_FRAC), LOGIT_LIMIT);
+        });
     }
 }
 
@@ -164,48 +215,144 @@ pub fn output_grad(probs: &[u32], targets: &[u8], dlogits: &mut [i32]) {
     }
 }
 
-/// Compiles a kernel body twice, for the baseline target and for AVX2, and picks at run time.
-/// Integer results do not depend on the instructions chosen, only the speed does.
-macro_rules! with_avx2 {
-    ($(#[$doc:meta])* pub fn $name:ident => $body:ident ($($arg:ident: $ty:ty),*)) => {
-        $(#[$doc])*
-        pub fn $name($($arg: $ty),*) {
-            #[cfg(target_arch = "x86_64")]
-            if std::is_x86_feature_detected!("avx2") {
-                #[target_feature(enable = "avx2")]
-                unsafe fn avx2($($arg: $ty),*) {
-                    $body($($arg),*)
-                }
-                // SAFETY: the CPU supports AVX2, checked just above.
-                return unsafe { avx2($($arg),*) };
-            }
-            $body($($arg),*)
-        }
-    };
-}
-
-with_avx2! {
-    /// Gradient with respect to a matrix's input, Q24:
-    /// `dx[s][k] = round(Σ_r W[r][k]·dz[s][r] >> 12)`, clamped to `±GRAD_LIMIT`. `w` is
-    /// `rows × cols`, `dz` is `streams × rows`, `dx` is `streams × cols`.
-    pub fn input_grad => input_grad_body(streams: usize, w: &[i16], dz: &[i32], dx: &mut [i32])
-}
-#[inline(always)]
-fn input_grad_body(streams: usize, w: &[i16], dz: &[i32], dx: &mut [i32]) {
-    let rows = dz.len() / streams;
-    let cols = dx.len() / streams;
-    let mut acc = vec![0i64; cols];
-    for (ds, out) in dz.chunks_exact(rows).zip(dx.chunks_exact_mut(cols)) {
-        acc.fill(0);
-        for (&d, ws) in ds.iter().zip(w.chunks_exact(cols)) {
-            for (a, &wv) in acc.iter_mut().zip(ws) {
-                *a += wv as i64 * d as i64;
-            }
-        }
-        for (o, &a) in out.iter_mut().zip(&acc) {
-            *o = clamp_i32(round_shift(a, ACT_FRAC), GRAD_LIMIT);
+/// The reference row combination `out[k] = Σ_i c[i·stride]·m[i][k]` over the rows of the
+/// row-major `n × out.len()` matrix `m`, in `i64`: each product is below 2^15 · 2^27 (input
+/// gradients) or 2^27 · 2^12 (weight gradients), the sums below 2^61 (see `fixed`).
+fn combine_rows_scalar(c: &[i32], stride: usize, m: &[i16], out: &mut [i64]) {
+    out.fill(0);
+    for (i, row) in m.chunks_exact(out.len()).enumerate() {
+        let d = c[i * stride] as i64;
+        for (o, &v) in out.iter_mut().zip(row) {
+            *o += d * v as i64;
         }
     }
+}
+
+/// A row-major Q12 matrix `m` (`n × cols`: a weight matrix, or a window's matrix inputs)
+/// laid out for the products that combine its rows, `out[k] = Σ_i c[i·stride]·m[i][k]` with
+/// Q24 coefficients `|c| ≤ GRAD_LIMIT` (every `dz` is clamped so). The vector paths read the
+/// rows in pairs, `pairs[p][2k + e] = m[2p + e][k]`, so that one 16-bit multiply-add takes
+/// two rows of a column; an odd `n` is padded with a zero row, which adds nothing. The scalar
+/// path reads `m` itself. All paths give the same exact `i64` sums.
+pub struct RowPairs<'a> {
+    isa: Isa,
+    m: &'a [i16],
+    n: usize,
+    pairs: Vec<i16>,
+}
+
+impl<'a> RowPairs<'a> {
+    /// The layout of the first `n` rows of `m` (`cols` wide) that `isa` reads.
+    pub fn new(isa: Isa, m: &'a [i16], n: usize, cols: usize) -> RowPairs<'a> {
+        RowPairs::with_buffer(isa, m, n, cols, Vec::new())
+    }
+
+    /// `new`, writing the layout into `buffer` (whose contents do not matter): a buffer
+    /// recycled with `into_buffer` saves an allocation, and its page faults, per window.
+    pub fn with_buffer(
+        isa: Isa,
+        m: &'a [i16],
+        n: usize,
+        cols: usize,
+        mut pairs: Vec<i16>,
+    ) -> RowPairs<'a> {
+        pairs.clear();
+        if isa != Isa::Scalar {
+            pairs.resize(n.div_ceil(2) * 2 * cols, 0);
+            for (rows, pair) in m[..n * cols]
+                .chunks(2 * cols)
+                .zip(pairs.chunks_exact_mut(2 * cols))
+            {
+                // Zips of whole rows, which the compiler turns into interleaving shuffles.
+                let (first, second) = rows.split_at(cols);
+                if second.is_empty() {
+                    for (out, &a) in pair.chunks_exact_mut(2).zip(first) {
+                        out[0] = a;
+                        out[1] = 0;
+                    }
+                } else {
+                    for ((out, &a), &b) in pair.chunks_exact_mut(2).zip(first).zip(second) {
+                        out[0] = a;
+                        out[1] = b;
+                    }
+                }
+            }
+        }
+        RowPairs {
+            isa,
+            m: &m[..n * cols],
+            n,
+            pairs,
+        }
+    }
+
+    /// The buffer the layout lives in, for the next `with_buffer`.
+    pub fn into_buffer(self) -> Vec<i16> {
+        self.pairs
+    }
+
+    /// The row combination for rows of any `i16` values (weights): each coefficient in three
+    /// pieces of 10 bits (the last within ±2^7), 16 pairs per `i32` sum, so a lane holds at
+    /// most 32 products below 2^10 · 2^15: below 2^30.
+    pub fn combine_weights(&self, c: &[i32], stride: usize, out: &mut [i64]) {
+        debug_assert!(c.iter().all(|v| v.unsigned_abs() <= GRAD_LIMIT as u32));
+        match self.isa {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `Isa::Avx2` and `Isa::Avx512` are only used where the CPU has them.
+            Isa::Avx2 => unsafe {
+                x86::combine_pairs_avx2::<3, 10, 16>(c, stride, &self.pairs, self.n, out)
+            },
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => unsafe {
+                x86::combine_pairs_avx512::<3, 10, 16>(c, stride, &self.pairs, self.n, out)
+            },
+            _ => combine_rows_scalar(c, stride, self.m, out),
+        }
+    }
+
+    /// The row combination for rows within `±ONE` (activations): each coefficient in two
+    /// pieces of 15 bits (the last within ±2^12), 8 pairs per `i32` sum, so a lane holds at
+    /// most 16 products below 2^15 · 2^12: below 2^31.
+    pub fn combine_activations(&self, c: &[i32], stride: usize, out: &mut [i64]) {
+        debug_assert!(c.iter().all(|v| v.unsigned_abs() <= GRAD_LIMIT as u32));
+        debug_assert!(self.m.iter().all(|&v| (v as i32).abs() <= ONE));
+        match self.isa {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `Isa::Avx2` and `Isa::Avx512` are only used where the CPU has them.
+            Isa::Avx2 => unsafe {
+                x86::combine_pairs_avx2::<2, 15, 8>(c, stride, &self.pairs, self.n, out)
+            },
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => unsafe {
+                x86::combine_pairs_avx512::<2, 15, 8>(c, stride, &self.pairs, self.n, out)
+            },
+            _ => combine_rows_scalar(c, stride, self.m, out),
+        }
+    }
+
+    /// `input_grad` of this matrix (`rows × cols`, as laid out by `new`).
+    pub fn input_grad(&self, streams: usize, dz: &[i32], dx: &mut [i32]) {
+        let rows = dz.len() / streams;
+        let cols = dx.len() / streams;
+        debug_assert_eq!(rows, self.n);
+        let mut acc = vec![0i64; cols];
+        for (ds, out) in dz.chunks_exact(rows).zip(dx.chunks_exact_mut(cols)) {
+            self.combine_weights(ds, 1, &mut acc);
+            for (o, &a) in out.iter_mut().zip(&acc) {
+                *o = clamp_i32(round_shift(a, ACT_FRAC), GRAD_LIMIT);
+            }
+        }
+    }
+}
+
+/// Gradient with respect to a matrix's input, Q24:
+/// `dx[s][k] = round(Σ_r W[r][k]·dz[s][r] >> 12)`, clamped to `±GRAD_LIMIT`. `w` is
+/// `rows × cols`, `dz` is `streams × rows`, `dx` is `streams × cols`. (The backward pass
+/// lays each matrix out once per window and calls `RowPairs::input_grad` itself.)
+pub fn input_grad(streams: usize, w: &[i16], dz: &[i32], dx: &mut [i32]) {
+    let rows = dz.len() / streams;
+    let cols = dx.len() / streams;
+    RowPairs::new(Isa::active(), w, rows, cols).input_grad(streams, dz, dx);
 }
 
 /// What `cell_backward` needs of one step's forward pass, all `streams × …` Q12.
@@ -296,11 +443,73 @@ pub struct RowsMut<'a> {
     pub forward: &'a mut [i16],
 }
 
+/// `adam_step` on every weight of a row (`sums`, `v` and `w` of one length), and, unless
+/// `forward` is empty, a fresh Q12 copy of every weight: `round(w >> 12)`. Same results on
+/// every path `isa` picks.
+pub fn adam_row(
+    isa: Isa,
+    opt: &Optimizer,
+    sums: &[i64],
+    v: &mut [u64],
+    w: &mut [i32],
+    forward: &mut [i16],
+) {
+    let table = &fixed::tables().rsqrt;
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `Isa::Avx2` and `Isa::Avx512` are only used where the CPU has them.
+        Isa::Avx2 => unsafe { adam_row_avx2(opt, table, sums, v, w, forward) },
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => unsafe { x86::adam_row_avx512(opt, table, sums, v, w, forward) },
+        _ => adam_row_scalar(opt, table, sums, v, w, forward),
+    }
+}
+
+/// The reference `adam_row`.
 #[inline(always)]
-fn matrix_update_body(opt: &Optimizer, dz: &[i32], x: &[i16], rows: usize, part: RowsMut) {
+fn adam_row_scalar(
+    opt: &Optimizer,
+    table: &[i32],
+    sums: &[i64],
+    v: &mut [u64],
+    w: &mut [i32],
+    forward: &mut [i16],
+) {
+    for ((&sum, v), w) in sums.iter().zip(v.iter_mut()).zip(w.iter_mut()) {
+        adam_step(opt, table, sum, v, w);
+    }
+    for (f, &w) in forward.iter_mut().zip(w.iter()) {
+        *f = round_shift(w as i64, MASTER_FRAC - ACT_FRAC) as i16;
+    }
+}
+
+/// `adam_row_scalar` compiled for AVX2.
+///
+/// # Safety
+/// The CPU must support AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn adam_row_avx2(
+    opt: &Optimizer,
+    table: &[i32],
+    sums: &[i64],
+    v: &mut [u64],
+    w: &mut [i32],
+    forward: &mut [i16],
+) {
+    adam_row_scalar(opt, table, sums, v, w, forward)
+}
+
+/// Weight gradient and Adam step of the rows `part` of a `rows × cols` matrix:
+/// `G[r][k] = Σ_j dz[j][r] · x[j][k]` (Q24 · Q12 = Q36) over the `n` stream-steps `j` of
+/// the window (`dz` is `n × rows`, `x` is `n × cols`), then `adam_step` and a fresh Q12
+/// copy. Each product is below 2^27 · 2^12 and a window holds at most 2^22 stream-steps,
+/// so the `i64` sums are exact and their order is irrelevant.
+pub fn matrix_update(opt: &Optimizer, dz: &[i32], x: &[i16], rows: usize, part: RowsMut) {
+    let isa = Isa::active();
     let n = dz.len() / rows;
     let cols = x.len() / n.max(1);
-    let table = &fixed::tables().rsqrt;
+    let steps = RowPairs::new(isa, x, n, cols);
     let mut acc = vec![0i64; cols];
     for (i, ((w, v), f)) in part
         .master
@@ -310,43 +519,21 @@ fn matrix_update_body(opt: &Optimizer, dz: &[i32], x: &[i16], rows: usize, part:
         .enumerate()
     {
         let r = part.first_row + i;
-        acc.fill(0);
-        for (j, xs) in x.chunks_exact(cols).enumerate() {
-            let d = dz[j * rows + r] as i64;
-            for (a, &xv) in acc.iter_mut().zip(xs) {
-                *a += d * xv as i64;
-            }
-        }
-        for k in 0..cols {
-            adam_step(opt, table, acc[k], &mut v[k], &mut w[k]);
-            f[k] = round_shift(w[k] as i64, MASTER_FRAC - ACT_FRAC) as i16;
-        }
+        steps.combine_activations(&dz[r..], rows, &mut acc);
+        adam_row(isa, opt, &acc, v, w, f);
     }
-}
-
-with_avx2! {
-    /// Weight gradient and Adam step of the rows `part` of a `rows × cols` matrix:
-    /// `G[r][k] = Σ_j dz[j][r] · x[j][k]` (Q24 · Q12 = Q36) over the `n` stream-steps `j` of
-    /// the window (`dz` is `n × rows`, `x` is `n × cols`), then `adam_step` and a fresh Q12
-    /// copy. Each product is below 2^27 · 2^12 and a window holds at most 2^22 stream-steps,
-    /// so the `i64` sums are exact and their order is irrelevant.
-    pub fn matrix_update => matrix_update_body(opt: &Optimizer, dz: &[i32], x: &[i16], rows: usize, part: RowsMut)
 }
 
 /// Gradient and Adam step of a bias of `rows` values: `G[r] = Σ_j dz[j][r] << 12` (Q36).
 pub fn bias_update(opt: &Optimizer, dz: &[i32], master: &mut [i32], second_moment: &mut [u64]) {
     let rows = master.len();
-    let table = &fixed::tables().rsqrt;
-    for r in 0..rows {
-        let sum: i64 = dz.chunks_exact(rows).map(|d| d[r] as i64).sum();
-        adam_step(
-            opt,
-            table,
-            sum << ACT_FRAC,
-            &mut second_moment[r],
-            &mut master[r],
-        );
+    let mut sums = vec![0i64; rows];
+    for d in dz.chunks_exact(rows) {
+        for (s, &dv) in sums.iter_mut().zip(d) {
+            *s += (dv as i64) << ACT_FRAC;
+        }
     }
+    adam_row(Isa::active(), opt, &sums, second_moment, master, &mut []);
 }
 
 /// Gradient and Adam step of a `256 × rows` embedding: `G[σ][r] = Σ_{j: symbol_j = σ}
@@ -369,12 +556,18 @@ pub fn embedding_update(
             *g += (dv as i64) << ACT_FRAC;
         }
     }
-    let table = &fixed::tables().rsqrt;
+    let isa = Isa::active();
     for symbol in (0..SYMBOLS).filter(|&s| seen[s]) {
         let range = symbol * rows..(symbol + 1) * rows;
-        for i in range {
-            let sum = std::mem::take(&mut grad[i]);
-            adam_step(opt, table, sum, &mut second_moment[i], &mut master[i]);
-        }
+        let sums = &mut grad[range.clone()];
+        adam_row(
+            isa,
+            opt,
+            sums,
+            &mut second_moment[range.clone()],
+            &mut master[range],
+            &mut [],
+        );
+        sums.fill(0);
     }
 }

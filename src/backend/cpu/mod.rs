@@ -1,23 +1,30 @@
-//! The CPU twin: the reference backend, in plain integer Rust. It defines the bits every other
-//! backend must reproduce, and runs wherever no GPU is available.
+//! The CPU twin: the reference backend, in integer Rust. It defines the bits every other
+//! backend must reproduce, and runs wherever no GPU is available. Its kernels run on the
+//! vector instructions the CPU has (`simd`), with the same integers on every path.
 //!
 //! The forward pass records, for every step of the current window, what the backward pass
 //! needs, in window-long buffers (stream-steps `j` in step order, active streams within a
 //! step). `train` walks the window backwards to get every gradient of the pre-activations,
 //! then updates each tensor from those in one pass, split by rows over the available cores.
 //! Both passes run groups of streams on separate cores (`streams`); neither split changes a
-//! bit of the result.
+//! bit of the result. A single stream's step is not split: its three matrix products take a
+//! few microseconds, and splitting their rows over two threads (tried: `rayon::join` per
+//! product) made a one-stream run of preset 5 twice as slow on a 2-core machine, the thread
+//! hand-offs (mostly kernel time) costing far more than the halved products gain.
 
 pub mod kernels;
+pub mod simd;
 mod streams;
+#[cfg(target_arch = "x86_64")]
+mod x86;
 
 use crate::backend::Backend;
 use crate::error::Error;
 use crate::fixed::{ACT_FRAC, MASTER_FRAC, SYMBOLS, round_shift};
 use crate::model::init::initial_weights;
-use crate::model::layout::{Shape, TensorRole, tensor_layer};
+use crate::model::layout::{Shape, TensorRole, layer_tensors, tensor_layer};
 use crate::model::params::ModelParams;
-use kernels::{Optimizer, RowsMut};
+use kernels::{Isa, Optimizer, RowPairs, RowsMut};
 use rayon::prelude::*;
 
 /// One parameter tensor and its optimizer state.
@@ -71,6 +78,8 @@ struct Scratch {
     z: Vec<Vec<i32>>,
     logits: Vec<Vec<i32>>,
     embedding_grad: Vec<i64>,
+    /// Buffers of the matrices' `RowPairs` layouts (each layer's, then the head's).
+    pairs: Vec<Vec<i16>>,
 }
 
 /// The CPU twin backend.
@@ -230,11 +239,18 @@ impl CpuBackend {
         scratch.z.resize_with(groups.len(), Vec::new);
         scratch.logits.resize_with(groups.len(), Vec::new);
         let params = &self.params;
-        parts
-            .into_par_iter()
-            .zip(scratch.z.par_iter_mut())
-            .zip(scratch.logits.par_iter_mut())
-            .for_each(|((part, z), logits)| streams::forward(&shape, params, part, z, logits));
+        let run = |((part, z), logits)| streams::forward(&shape, params, part, z, logits);
+        // One group runs here: handing it to a pool thread and waiting for it costs two
+        // context switches per step (3 % of a one-stream step's time, measured on preset 5).
+        if parts.len() == 1 {
+            run(((parts.pop().unwrap(), &mut scratch.z[0]), &mut scratch.logits[0]));
+        } else {
+            parts
+                .into_par_iter()
+                .zip(scratch.z.par_iter_mut())
+                .zip(scratch.logits.par_iter_mut())
+                .for_each(run);
+        }
     }
 
     /// Stream groups for `streams` active streams: one per worker, as even as possible.
@@ -251,11 +267,29 @@ impl CpuBackend {
     fn backward(&mut self, targets: &[u8]) {
         let rows = self.shape.gate_rows();
         let groups = self.groups(self.window.active.first().copied().unwrap_or(0));
+        let mut buffers = std::mem::take(&mut self.scratch.pairs);
         let (shape, params, win) = (&self.shape, &self.params, &self.window);
+        // Each matrix laid out once per window, for every group's input gradients.
+        let head = shape.head_tensor();
+        let isa = Isa::active();
+        buffers.resize_with(shape.layers + 1, Vec::new);
+        let matrices: Vec<RowPairs> = buffers
+            .into_iter()
+            .enumerate()
+            .map(|(l, buffer)| {
+                let (tensor, n, cols) = if l < shape.layers {
+                    (layer_tensors(l)[0], rows, shape.layer_inputs(l))
+                } else {
+                    (head, SYMBOLS, shape.head_inputs())
+                };
+                RowPairs::with_buffer(isa, &params[tensor].forward, n, cols, buffer)
+            })
+            .collect();
         let results: Vec<streams::GroupGradients> = groups
             .par_iter()
-            .map(|&(lo, hi)| streams::backward(shape, params, win, targets, lo, hi))
+            .map(|&(lo, hi)| streams::backward(shape, &matrices, win, targets, lo, hi))
             .collect();
+        self.scratch.pairs = matrices.into_iter().map(RowPairs::into_buffer).collect();
         let win = &mut self.window;
         let total = win.symbols.len();
         sized(&mut win.dlogits, total * SYMBOLS);
@@ -338,7 +372,7 @@ impl CpuBackend {
 
 impl Backend for CpuBackend {
     fn describe(&self) -> String {
-        "cpu (integer twin)".to_string()
+        format!("cpu (integer twin, {})", simd::Isa::active().name())
     }
 
     fn forward(&mut self, steps: &[&[u8]]) -> Result<&[u32], Error> {

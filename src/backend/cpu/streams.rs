@@ -3,7 +3,7 @@
 //! the active streams into groups and runs each group on its own core; the bits do not depend
 //! on the split.
 
-use super::kernels::{self, CellTrace};
+use super::kernels::{self, CellTrace, RowPairs};
 use super::{Param, Window};
 use crate::fixed::{GRAD_LIMIT, SYMBOLS, clamp_i32};
 use crate::model::layout::{Shape, layer_tensors};
@@ -104,10 +104,11 @@ pub(super) struct GroupGradients {
     pub dz: Vec<Vec<i32>>,
 }
 
-/// Back-propagates through the whole window for streams `lo..hi`.
+/// Back-propagates through the whole window for streams `lo..hi`; `matrices` are each layer's
+/// matrix and the head's, laid out for their input gradients.
 pub(super) fn backward(
     shape: &Shape,
-    params: &[Param],
+    matrices: &[RowPairs],
     win: &Window,
     targets: &[u8],
     lo: usize,
@@ -115,7 +116,6 @@ pub(super) fn backward(
 ) -> GroupGradients {
     let Shape { layers, cells, .. } = *shape;
     let rows = shape.gate_rows();
-    let head = shape.head_tensor();
     let head_cols = shape.head_inputs();
     let group = hi - lo;
     let mut dh_next = vec![vec![0i32; group * cells]; layers];
@@ -146,7 +146,7 @@ pub(super) fn backward(
             dlogits,
         );
         dhead_in.resize(streams * head_cols, 0);
-        kernels::input_grad(streams, &params[head].forward, dlogits, &mut dhead_in);
+        matrices[layers].input_grad(streams, dlogits, &mut dhead_in);
         for l in (0..layers).rev() {
             dh.resize(n, 0);
             for k in 0..n {
@@ -173,8 +173,7 @@ pub(super) fn backward(
             kernels::cell_backward(cells, &trace, &dh, &mut dc_next[l][..n], dz);
             let cols = shape.layer_inputs(l);
             dx.resize(streams * cols, 0);
-            let [wi, _, _] = layer_tensors(l);
-            kernels::input_grad(streams, &params[wi].forward, dz, &mut dx);
+            matrices[l].input_grad(streams, dz, &mut dx);
             from_above.resize(n, 0);
             for s in 0..streams {
                 let (below, own) = dx[s * cols..(s + 1) * cols].split_at(cols - cells);
