@@ -78,7 +78,9 @@ pub fn model_state(params: &ModelParams) -> ModelMemory {
             matrix_values = matrix_values.saturating_add(len);
         }
     }
-    // i32 master values, i16 forward copies (the GPU widens those to 32 bits).
+    // i32 master values, i16 forward copies (the GPU widens those to 32 bits; the CPU twin's
+    // vector paths keep a second, row-paired i16 copy of each matrix, which fits the same 4
+    // bytes).
     let weights = product(&[4, parameters]).saturating_add(product(&[4, matrix_values]));
     let optimizer = product(&[8, parameters]);
 
