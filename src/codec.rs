@@ -9,9 +9,9 @@ use crate::coder::{BinaryDecoder, BinaryEncoder, CoderError};
 use crate::error::Error;
 use crate::fixed::SYMBOLS;
 use crate::format::{self, FrameHeader};
+use crate::mix::{self, StreamMixer};
 use crate::model::memory::{self, DEFAULT_MEMORY_LIMIT};
 use crate::model::params::{MAX_STREAMS, ModelParams};
-use crate::mix::{self, StreamMixer};
 use crate::model::{presets, schedule};
 
 /// How to compress or decompress.

@@ -473,8 +473,5 @@ fn probing_for_adapters_prints_no_loader_noise() {
         "a.nng",
     ]));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.lines().all(|l| l.starts_with("nngpu: ")),
-        "{stderr}"
-    );
+    assert!(stderr.lines().all(|l| l.starts_with("nngpu: ")), "{stderr}");
 }

@@ -243,7 +243,10 @@ impl CpuBackend {
         // One group runs here: handing it to a pool thread and waiting for it costs two
         // context switches per step (3 % of a one-stream step's time, measured on preset 5).
         if parts.len() == 1 {
-            run(((parts.pop().unwrap(), &mut scratch.z[0]), &mut scratch.logits[0]));
+            run((
+                (parts.pop().unwrap(), &mut scratch.z[0]),
+                &mut scratch.logits[0],
+            ));
         } else {
             parts
                 .into_par_iter()

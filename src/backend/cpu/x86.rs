@@ -108,7 +108,11 @@ unsafe fn dot_block_avx512<const R: usize>(w: &[i16], x: &[i16], first: usize, o
         let end = (k + 256).min(cols);
         let mut acc = [_mm512_setzero_si512(); R];
         while k < end {
-            let m = if k + 32 <= end { u32::MAX } else { lanes(end - k, 32) };
+            let m = if k + 32 <= end {
+                u32::MAX
+            } else {
+                lanes(end - k, 32)
+            };
             // SAFETY: the mask keeps every load below column `cols` of its row.
             unsafe {
                 let xv = _mm512_maskz_loadu_epi16(m, x.as_ptr().add(k));
