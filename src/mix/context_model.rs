@@ -28,6 +28,18 @@ pub struct ContextModels {
     base: [usize; CONTEXTS],
     /// Position in the nibble's bit tree (1..=15).
     node: usize,
+    /// The groups `prefetch_nibble` located, by the partial byte's last bit, so the nibble
+    /// that starts next does not hash again.
+    located: [Located; 2],
+}
+
+/// Every context's check value and candidate groups for one partial byte.
+#[derive(Clone, Copy, Debug, Default)]
+struct Located {
+    /// The partial byte they are for; 0 (no partial byte has it) when stale.
+    partial: u32,
+    checks: [u32; CONTEXTS],
+    pairs: [[usize; 2]; CONTEXTS],
 }
 
 impl ContextModels {
@@ -42,6 +54,7 @@ impl ContextModels {
             hashes: [0; CONTEXTS],
             base: [0; CONTEXTS],
             node: 1,
+            located: [Located::default(); 2],
         }
     }
 
@@ -56,17 +69,25 @@ impl ContextModels {
     /// the codec: the LSTM's next step).
     pub fn set_contexts(&mut self, hashes: [u64; CONTEXTS]) {
         self.hashes = hashes;
+        self.located = [Located::default(); 2];
         self.prefetch_nibble(1);
     }
 
-    /// Starts loading the groups the nibble with partial byte `partial` would use (a hint:
-    /// no value changes). The codec calls it one bit ahead for both possible partial bytes.
-    pub fn prefetch_nibble(&self, partial: u32) {
+    /// Locates the groups the nibble with partial byte `partial` would use and starts
+    /// loading them (the loads are hints: no value changes). The codec calls it one bit ahead
+    /// for both possible partial bytes.
+    pub fn prefetch_nibble(&mut self, partial: u32) {
+        let mut found = Located {
+            partial,
+            ..Located::default()
+        };
         for i in 0..CONTEXTS {
-            let (_, [a, b]) = self.locate(i, partial);
+            (found.checks[i], found.pairs[i]) = self.locate(i, partial);
+            let [a, b] = found.pairs[i];
             table::prefetch(&self.slots[a]);
             table::prefetch(&self.slots[b]);
         }
+        self.located[(partial & 1) as usize] = found;
     }
 
     /// Context `i`'s check value and its two candidate groups (first slots) for the nibble
@@ -86,11 +107,16 @@ impl ContextModels {
         self.node = 1;
         // Every hash and address first, then every check value: the loads are independent,
         // so their cache misses overlap instead of queueing behind each decision.
-        let mut checks = [0u32; CONTEXTS];
-        let mut pairs = [[0usize; 2]; CONTEXTS];
-        for i in 0..CONTEXTS {
-            (checks[i], pairs[i]) = self.locate(i, partial);
-        }
+        let cached = self.located[(partial & 1) as usize];
+        let Located { checks, pairs, .. } = if cached.partial == partial {
+            cached
+        } else {
+            let mut found = Located::default();
+            for i in 0..CONTEXTS {
+                (found.checks[i], found.pairs[i]) = self.locate(i, partial);
+            }
+            found
+        };
         let heads = pairs.map(|[a, b]| [self.slots[a], self.slots[b]]);
         for i in 0..CONTEXTS {
             let [a, b] = pairs[i];
