@@ -80,16 +80,6 @@ impl BinaryEncoder {
         Ok(())
     }
 
-    /// Bytes written so far (the flush adds 4 more).
-    pub fn len(&self) -> usize {
-        self.out.len()
-    }
-
-    /// Whether no byte has been written yet.
-    pub fn is_empty(&self) -> bool {
-        self.out.is_empty()
-    }
-
     /// Flushes `low` and returns the coded bytes: exactly what the decoder will read to
     /// decode every bit encoded so far (at least 4 bytes, even for no bits).
     pub fn finish(mut self) -> Vec<u8> {
