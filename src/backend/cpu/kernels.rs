@@ -295,36 +295,41 @@ impl<'a> RowPairs<'a> {
     /// pieces of 10 bits (the last within ±2^7), 16 pairs per `i32` sum, so a lane holds at
     /// most 32 products below 2^10 · 2^15: below 2^30.
     pub fn combine_weights(&self, c: &[i32], stride: usize, out: &mut [i64]) {
-        debug_assert!(c.iter().all(|v| v.unsigned_abs() <= GRAD_LIMIT as u32));
-        match self.isa {
-            #[cfg(target_arch = "x86_64")]
-            // SAFETY: `Isa::Avx2` and `Isa::Avx512` are only used where the CPU has them.
-            Isa::Avx2 => unsafe {
-                x86::combine_pairs_avx2::<3, 10, 16>(c, stride, &self.pairs, self.n, out)
-            },
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 => unsafe {
-                x86::combine_pairs_avx512::<3, 10, 16>(c, stride, &self.pairs, self.n, out)
-            },
-            _ => combine_rows_scalar(c, stride, self.m, out),
-        }
+        self.combine::<3, 10, 16>(c, stride, out);
     }
 
     /// The row combination for rows within `±ONE` (activations): each coefficient in two
     /// pieces of 15 bits (the last within ±2^12), 8 pairs per `i32` sum, so a lane holds at
     /// most 16 products below 2^15 · 2^12: below 2^31.
     pub fn combine_activations(&self, c: &[i32], stride: usize, out: &mut [i64]) {
-        debug_assert!(c.iter().all(|v| v.unsigned_abs() <= GRAD_LIMIT as u32));
         debug_assert!(self.m.iter().all(|&v| (v as i32).abs() <= ONE));
+        self.combine::<2, 15, 8>(c, stride, out);
+    }
+
+    /// The row combination on this layout's path, with coefficients cut into `PIECES` pieces
+    /// of `BITS` bits and `PAIRS` row pairs per `i32` sum (the callers prove the bound).
+    fn combine<const PIECES: usize, const BITS: u32, const PAIRS: usize>(
+        &self,
+        c: &[i32],
+        stride: usize,
+        out: &mut [i64],
+    ) {
+        debug_assert!(c.iter().all(|v| v.unsigned_abs() <= GRAD_LIMIT as u32));
         match self.isa {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: `Isa::Avx2` and `Isa::Avx512` are only used where the CPU has them.
             Isa::Avx2 => unsafe {
-                x86::combine_pairs_avx2::<2, 15, 8>(c, stride, &self.pairs, self.n, out)
+                x86::combine_pairs_avx2::<PIECES, BITS, PAIRS>(c, stride, &self.pairs, self.n, out)
             },
             #[cfg(target_arch = "x86_64")]
             Isa::Avx512 => unsafe {
-                x86::combine_pairs_avx512::<2, 15, 8>(c, stride, &self.pairs, self.n, out)
+                x86::combine_pairs_avx512::<PIECES, BITS, PAIRS>(
+                    c,
+                    stride,
+                    &self.pairs,
+                    self.n,
+                    out,
+                )
             },
             _ => combine_rows_scalar(c, stride, self.m, out),
         }
