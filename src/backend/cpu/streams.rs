@@ -63,15 +63,15 @@ pub(super) fn forward(
         }
         let [w, e, b] = layer_tensors(l).map(|i| &params[i]);
         z.resize(streams * shape.gate_rows(), 0);
-        kernels::gates_forward(&w.forward, &e.master, &b.master, &x[l], symbols, z);
-        c_prev[l].copy_from_slice(&c[l]);
+        kernels::gates_forward(&w.forward, &e.master, &b.master, x[l], symbols, z);
+        c_prev[l].copy_from_slice(c[l]);
         kernels::cell_forward(
             cells,
             z,
-            &mut gates[l],
-            &mut c[l],
-            &mut tanh_c[l],
-            &mut h[l],
+            gates[l],
+            c[l],
+            tanh_c[l],
+            h[l],
         );
     }
     let head_cols = shape.head_inputs();
