@@ -48,7 +48,9 @@ impl ModelParams {
         if !(1..=MAX_LAYERS).contains(&self.layers) {
             return Err(format!("layers {} not in 1..={MAX_LAYERS}", self.layers));
         }
-        if !(CELL_MULTIPLE..=MAX_CELLS).contains(&self.cells) || !self.cells.is_multiple_of(CELL_MULTIPLE) {
+        if !(CELL_MULTIPLE..=MAX_CELLS).contains(&self.cells)
+            || !self.cells.is_multiple_of(CELL_MULTIPLE)
+        {
             return Err(format!(
                 "cells {} not a multiple of {CELL_MULTIPLE} in {CELL_MULTIPLE}..={MAX_CELLS}",
                 self.cells

@@ -65,14 +65,7 @@ pub(super) fn forward(
         z.resize(streams * shape.gate_rows(), 0);
         kernels::gates_forward(&w.forward, &e.master, &b.master, x[l], symbols, z);
         c_prev[l].copy_from_slice(c[l]);
-        kernels::cell_forward(
-            cells,
-            z,
-            gates[l],
-            c[l],
-            tanh_c[l],
-            h[l],
-        );
+        kernels::cell_forward(cells, z, gates[l], c[l], tanh_c[l], h[l]);
     }
     let head_cols = shape.head_inputs();
     for s in 0..streams {
