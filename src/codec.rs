@@ -4,6 +4,8 @@
 //! The encoder and the decoder share one schedule (`run_schedule`), which is what keeps their
 //! models in lockstep.
 
+use std::io::{Read, Write};
+
 use crate::backend::{self, Backend, BackendChoice};
 use crate::coder::{BinaryDecoder, BinaryEncoder, CoderError};
 use crate::error::Error;
@@ -30,6 +32,13 @@ pub struct Options {
     /// Most bytes of model state (`model::memory::model_state`) a run may allocate; a header
     /// or preset asking for more is refused with `Error::MemoryLimit` before any allocation.
     pub memory_limit: u64,
+    /// Cut the input into independent frames of this many bytes (the last one shorter);
+    /// `None`: one frame per input. Every frame starts from the initial model, so frames cost
+    /// ratio and buy parallelism and random access (compression only).
+    pub frame_size: Option<u64>,
+    /// Most threads to use in all (frames coded at once and the CPU twin's workers); 0: one
+    /// per core. The output does not depend on it.
+    pub threads: usize,
 }
 
 impl Default for Options {
@@ -40,8 +49,63 @@ impl Default for Options {
             adapter: None,
             streams: None,
             memory_limit: DEFAULT_MEMORY_LIMIT,
+            frame_size: None,
+            threads: 0,
         }
     }
+}
+
+/// What a streaming run did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Report {
+    /// Bytes of original data read (compression) or written (decompression).
+    pub original_bytes: u64,
+    /// Bytes of archive written (compression) or read (decompression).
+    pub archive_bytes: u64,
+    /// `Backend::describe` of the backend that ran the first frame.
+    pub backend: String,
+}
+
+/// Compresses everything `input` holds into an archive written to `output`. `size_hint` is
+/// the input's length when known in advance (a file's), which lets a small input get a
+/// smaller model; the archive depends on it, never on how the input arrives otherwise.
+pub fn compress_stream(
+    input: &mut dyn Read,
+    output: &mut dyn Write,
+    size_hint: Option<u64>,
+    options: &Options,
+    progress: Progress,
+) -> Result<Report, Error> {
+    let _ = size_hint;
+    let mut data = Vec::new();
+    input.read_to_end(&mut data).map_err(Error::Read)?;
+    let outcome = compress_with_progress(&data, options, progress)?;
+    output.write_all(&outcome.bytes).map_err(Error::Write)?;
+    output.flush().map_err(Error::Write)?;
+    Ok(Report {
+        original_bytes: data.len() as u64,
+        archive_bytes: outcome.bytes.len() as u64,
+        backend: outcome.backend,
+    })
+}
+
+/// Decompresses the archive `input` holds (one frame or several concatenated) to `output`.
+pub fn decompress_stream(
+    input: &mut dyn Read,
+    output: &mut dyn Write,
+    options: &Options,
+    progress: Progress,
+) -> Result<Report, Error> {
+    let mut archive = Vec::new();
+    input.read_to_end(&mut archive).map_err(Error::Read)?;
+    let outcome = decompress_with_progress(&archive, options, progress)?;
+    output.write_all(&outcome.bytes).map_err(Error::Write)?;
+    output.flush().map_err(Error::Write)?;
+    Ok(Report {
+        original_bytes: outcome.bytes.len() as u64,
+        archive_bytes: archive.len() as u64,
+        backend: outcome.backend,
+    })
 }
 
 /// The result of a run: the output bytes and which backend produced them.

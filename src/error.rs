@@ -51,7 +51,22 @@ pub enum Error {
         /// The limit in force.
         limit: u64,
     },
+    /// Reading the input failed.
+    #[error("cannot read: {}", io_message(.0))]
+    Read(#[source] std::io::Error),
+    /// Writing the output failed.
+    #[error("cannot write: {}", io_message(.0))]
+    Write(#[source] std::io::Error),
     /// The input is larger than this version can compress in one frame.
     #[error("input of {0} bytes is larger than the 1 TiB one frame can hold")]
     InputTooLarge(u64),
+}
+
+/// An I/O error as a message: the system's text without Rust's " (os error N)" tail.
+pub fn io_message(err: &std::io::Error) -> String {
+    let text = err.to_string();
+    match text.find(" (os error ") {
+        Some(at) => text[..at].to_string(),
+        None => text,
+    }
 }

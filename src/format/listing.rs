@@ -69,7 +69,51 @@ impl FrameListing {
     }
 }
 
+/// Where a listing reads an archive from: bytes in order, with a way to pass over payloads
+/// (a file seeks past them; a pipe reads and drops them).
+pub trait Source: std::io::Read {
+    /// Passes over the next `bytes` bytes.
+    fn skip(&mut self, bytes: u64) -> std::io::Result<()>;
+}
+
+impl Source for std::fs::File {
+    fn skip(&mut self, bytes: u64) -> std::io::Result<()> {
+        use std::io::Seek;
+        let offset = i64::try_from(bytes).map_err(std::io::Error::other)?;
+        self.seek_relative(offset)
+    }
+}
+
+/// A source that can only be read forwards (standard input, a pipe).
+pub struct Forward<R>(pub R);
+
+impl<R: std::io::Read> std::io::Read for Forward<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.0.read(buf)
+    }
+}
+
+impl<R: std::io::Read> Source for Forward<R> {
+    fn skip(&mut self, bytes: u64) -> std::io::Result<()> {
+        let skipped = std::io::copy(&mut std::io::Read::by_ref(&mut self.0).take(bytes), &mut std::io::sink())?;
+        if skipped < bytes {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        Ok(())
+    }
+}
+
 impl Listing {
+    /// Lists the archive `input` holds, frame by frame and block by block, reading only the
+    /// headers (payloads are skipped). Fails as decoding would on a structural error.
+    pub fn read(input: &mut dyn Source) -> Result<Listing, crate::Error> {
+        let mut bytes = Vec::new();
+        input
+            .read_to_end(&mut bytes)
+            .map_err(crate::Error::Read)?;
+        Ok(Listing::of_archive(&bytes)?)
+    }
+
     /// Lists a complete archive, checking its structure but not decoding it.
     pub fn of_archive(bytes: &[u8]) -> Result<Listing, FormatError> {
         let frame = parse_frame(bytes)?;
