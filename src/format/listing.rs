@@ -95,7 +95,8 @@ impl<R: std::io::Read> std::io::Read for Forward<R> {
 
 impl<R: std::io::Read> Source for Forward<R> {
     fn skip(&mut self, bytes: u64) -> std::io::Result<()> {
-        let skipped = std::io::copy(&mut std::io::Read::by_ref(&mut self.0).take(bytes), &mut std::io::sink())?;
+        let mut rest = std::io::Read::take(&mut self.0 as &mut dyn std::io::Read, bytes);
+        let skipped = std::io::copy(&mut rest, &mut std::io::sink())?;
         if skipped < bytes {
             return Err(std::io::ErrorKind::UnexpectedEof.into());
         }
