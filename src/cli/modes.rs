@@ -31,6 +31,7 @@ fn options(settings: &Settings) -> Options {
         adapter: settings.adapter.clone(),
         streams: settings.streams,
         memory_limit: settings.memory_limit,
+        ..Options::default()
     }
 }
 
