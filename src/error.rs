@@ -11,12 +11,12 @@ pub enum Error {
     // `{:#}`) must not find it a second time as the source.
     #[error(transparent)]
     Format(#[from] FormatError),
-    /// The payload does not decode to the length the header announces.
-    #[error("corrupt archive: the compressed data ends early or holds extra bytes")]
+    /// A block's payload does not decode to the length its record announces.
+    #[error("corrupt archive: a block's compressed data ends early or holds extra bytes")]
     CorruptPayload,
-    /// The decoded data does not match the checksum stored in the archive.
+    /// A frame's decoded data does not match the checksum stored in its end record.
     #[error(
-        "corrupt archive: decoded data fails its checksum (expected {expected:016x}, got {got:016x})"
+        "corrupt archive: a frame's decoded data fails its checksum (expected {expected:016x}, got {got:016x})"
     )]
     ChecksumMismatch {
         /// Hash stored in the archive.
@@ -57,9 +57,23 @@ pub enum Error {
     /// Writing the output failed.
     #[error("cannot write: {}", io_message(.0))]
     Write(#[source] std::io::Error),
-    /// The input is larger than this version can compress in one frame.
-    #[error("input of {0} bytes is larger than the 1 TiB one frame can hold")]
-    InputTooLarge(u64),
+    /// A block decoded to data that fails its checksum: the archive is corrupt there.
+    #[error(
+        "corrupt archive: block {block} of frame {frame} (from byte {offset} of the frame's \
+         data) fails its checksum (expected {expected:08x}, got {got:08x})"
+    )]
+    BlockChecksumMismatch {
+        /// Index of the frame in the archive, from 0.
+        frame: u64,
+        /// Index of the block in its frame, from 0.
+        block: u64,
+        /// Offset of the block's first byte in the frame's original data.
+        offset: u64,
+        /// Checksum stored in the block's record.
+        expected: u32,
+        /// Checksum of the decoded data.
+        got: u32,
+    },
 }
 
 /// An I/O error as a message: the system's text without Rust's " (os error N)" tail.

@@ -6,7 +6,6 @@ use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use nngpu::format::HEADER_LEN;
 use nngpu::format::listing::{Listing, learning_rate};
 use nngpu::model::memory::describe_bytes;
 use nngpu::{Options, Outcome};
@@ -89,7 +88,7 @@ pub fn code(settings: &Settings, input: Option<&Path>) -> Result<(), Problem> {
     let total = if compress {
         data.len() as u64
     } else {
-        nngpu::format::FrameHeader::parse(&data).map_or(0, |h| h.original_len)
+        0
     };
     let bar = progress_bar(total, settings);
     let mut report = |done: u64| bar.set_position(done);
@@ -166,8 +165,9 @@ pub fn list(settings: &Settings, input: Option<&Path>, first: bool) -> Result<()
     // A file is listed from its header and its last bytes alone, however large it is.
     let listing = match input {
         Some(path) => {
-            let (head, len, tail) = files::read_ends(path, HEADER_LEN)?;
-            Listing::of_ends(&head, len, tail)
+            let mut file =
+                std::fs::File::open(path).map_err(|e| Problem::Error(files::io_message(&e)))?;
+            Listing::read(&mut file)
         }
         None => Listing::of_archive(&files::read_input(None)?.0),
     }

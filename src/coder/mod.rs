@@ -40,3 +40,17 @@ pub enum CoderError {
     #[error("invalid bit probability (must be 1..2^{PROB_BITS})")]
     InvalidProbability,
 }
+
+/// A coder that codes nothing: it returns the bit it is given. The model runs over a block
+/// stored raw through it, learning exactly as it would have while coding the block.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Replay;
+
+impl BitCoder for Replay {
+    fn code(&mut self, bit: u8, p1: u16) -> Result<u8, CoderError> {
+        if p1 == 0 || u32::from(p1) >= 1 << PROB_BITS {
+            return Err(CoderError::InvalidProbability);
+        }
+        Ok(bit)
+    }
+}

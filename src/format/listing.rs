@@ -7,19 +7,21 @@
 
 use std::fmt::Write as _;
 
-use super::{FORMAT_VERSION, Frame, FrameHeader, HEADER_LEN, TRAILER_LEN, parse_frame};
-use crate::format::FormatError;
+use super::{ArchiveReader, BlockKind, FORMAT_VERSION, FrameHeader, Record};
+use crate::error::Error;
 use crate::model::memory::{ModelMemory, model_state};
 
-/// One block: a run of original bytes coded by one model.
+/// One block: a run of original bytes coded by its frame's model.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BlockListing {
     /// Original bytes the block decodes to.
     pub original_bytes: u64,
-    /// Bytes of coded payload.
+    /// Bytes the block stores (its payload, without its 24-byte record).
     pub coded_bytes: u64,
     /// Parallel streams the block is coded in.
     pub streams: u32,
+    /// Whether the block is stored raw (coding would not have made it smaller).
+    pub raw: bool,
 }
 
 /// One frame: a header, its blocks and its content checksum.
@@ -27,18 +29,20 @@ pub struct BlockListing {
 pub struct FrameListing {
     /// Byte offset of the frame in the archive.
     pub offset: u64,
-    /// Bytes of the frame, header and trailer included.
+    /// Bytes of the frame, header and records included.
     pub bytes: u64,
     /// The frame's checked header.
     pub header: FrameHeader,
-    /// XXH64 of the frame's original data, as stored.
+    /// Original bytes of the frame's data, as its end record states.
+    pub original_bytes: u64,
+    /// XXH64 of the frame's original data, as stored in its end record.
     pub content_hash: u64,
     /// The frame's blocks, in order.
     pub blocks: Vec<BlockListing>,
 }
 
-/// Everything `-l` reports about one archive. `of_archive` succeeds exactly when the
-/// archive's structure is valid (as `parse_frame` checks it); the payload is not decoded.
+/// Everything `-l` reports about one archive. `read` succeeds exactly when the archive's
+/// structure is valid (as decoding checks it); the payloads are not decoded.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Listing {
     /// Bytes of the whole archive.
@@ -48,24 +52,14 @@ pub struct Listing {
 }
 
 impl FrameListing {
-    fn of(frame: &Frame<'_>, offset: u64) -> FrameListing {
-        let header = frame.header;
-        FrameListing {
-            offset,
-            bytes: (HEADER_LEN + TRAILER_LEN) as u64 + header.payload_len,
-            header,
-            content_hash: frame.content_hash,
-            blocks: vec![BlockListing {
-                original_bytes: header.original_len,
-                coded_bytes: header.payload_len,
-                streams: header.params.streams,
-            }],
-        }
-    }
-
     /// The model state a decoder of this frame needs.
     pub fn memory(&self) -> ModelMemory {
         model_state(&self.header.params)
+    }
+
+    /// Frame bits per original byte, header and records included; `None` for an empty frame.
+    pub fn bits_per_byte(&self) -> Option<f64> {
+        (self.original_bytes > 0).then(|| self.bytes as f64 * 8.0 / self.original_bytes as f64)
     }
 }
 
@@ -84,7 +78,7 @@ impl Source for std::fs::File {
     }
 }
 
-/// A source that can only be read forwards (standard input, a pipe).
+/// A source that can only be read forwards (standard input, a pipe, a byte slice).
 pub struct Forward<R>(pub R);
 
 impl<R: std::io::Read> std::io::Read for Forward<R> {
@@ -106,61 +100,59 @@ impl<R: std::io::Read> Source for Forward<R> {
 
 impl Listing {
     /// Lists the archive `input` holds, frame by frame and block by block, reading only the
-    /// headers (payloads are skipped). Fails as decoding would on a structural error.
-    pub fn read(input: &mut dyn Source) -> Result<Listing, crate::Error> {
-        let mut bytes = Vec::new();
-        input
-            .read_to_end(&mut bytes)
-            .map_err(crate::Error::Read)?;
-        Ok(Listing::of_archive(&bytes)?)
-    }
-
-    /// Lists a complete archive, checking its structure but not decoding it.
-    pub fn of_archive(bytes: &[u8]) -> Result<Listing, FormatError> {
-        let frame = parse_frame(bytes)?;
+    /// headers and records (payloads are skipped). Fails as decoding would on a structural
+    /// error: even where a file seeks past a payload the file does not hold, the frame's end
+    /// record, which must follow, is then missing.
+    pub fn read(input: &mut dyn Source) -> Result<Listing, Error> {
+        let mut reader = ArchiveReader::new(input);
+        let mut frames = Vec::new();
+        loop {
+            let offset = reader.offset();
+            let Some(header) = reader.next_frame()? else {
+                break;
+            };
+            let mut blocks = Vec::new();
+            let end = loop {
+                match reader.next_record()? {
+                    Record::Block(b) => {
+                        reader.skip_payload(|source, bytes| source.skip(bytes))?;
+                        let (streams, raw) = match b.kind {
+                            BlockKind::Coded { streams } => (streams, false),
+                            BlockKind::Raw { streams } => (streams, true),
+                        };
+                        blocks.push(BlockListing {
+                            original_bytes: u64::from(b.original_len),
+                            coded_bytes: u64::from(b.stored_len),
+                            streams,
+                            raw,
+                        });
+                    }
+                    Record::End(end) => break end,
+                }
+            };
+            frames.push(FrameListing {
+                offset,
+                bytes: reader.offset() - offset,
+                header,
+                original_bytes: end.original_len,
+                content_hash: end.content_hash,
+                blocks,
+            });
+        }
         Ok(Listing {
-            archive_bytes: bytes.len() as u64,
-            frames: vec![FrameListing::of(&frame, 0)],
+            archive_bytes: reader.offset(),
+            frames,
         })
     }
 
-    /// Lists an archive of `archive_bytes` bytes from its first bytes `head` (the header, or
-    /// whatever there is of it) and its last 8 bytes `tail`, without reading the payload:
-    /// the same result and the same errors as `of_archive` on the whole archive.
-    pub fn of_ends(
-        head: &[u8],
-        archive_bytes: u64,
-        tail: [u8; TRAILER_LEN],
-    ) -> Result<Listing, FormatError> {
-        let header = FrameHeader::parse(head)?;
-        let needed = (HEADER_LEN as u64)
-            .saturating_add(header.payload_len)
-            .saturating_add(TRAILER_LEN as u64);
-        if archive_bytes < needed {
-            return Err(FormatError::Truncated {
-                needed,
-                got: archive_bytes,
-            });
-        }
-        if archive_bytes > needed {
-            return Err(FormatError::TrailingBytes {
-                extra: archive_bytes - needed,
-            });
-        }
-        let frame = Frame {
-            header,
-            payload: &[],
-            content_hash: u64::from_le_bytes(tail),
-        };
-        Ok(Listing {
-            archive_bytes,
-            frames: vec![FrameListing::of(&frame, 0)],
-        })
+    /// Lists an archive held in memory.
+    pub fn of_archive(bytes: &[u8]) -> Result<Listing, Error> {
+        Listing::read(&mut Forward(bytes))
     }
 
     /// Original bytes of all frames.
     pub fn original_bytes(&self) -> u64 {
-        self.frames.iter().map(|f| f.header.original_len).sum()
+        self.frames.iter().map(|f| f.original_bytes).sum()
     }
 
     /// Original bytes per archive byte (higher is better); `None` for an empty archive.
@@ -217,12 +209,13 @@ fn frame_json(out: &mut String, frame: &FrameListing) {
         out,
         "{{\"offset\":{},\"bytes\":{},\"original_bytes\":{},\"preset\":{},\
          \"model\":{{\"layers\":{},\"cells\":{},\"window\":{},\"learning_rate\":{},\
-         \"learning_rate_q24\":{},\"beta2_shift\":{},\"seed\":{},\"mixing_table_bytes\":{}}},\
+         \"learning_rate_q24\":{},\"beta2_shift\":{},\"seed\":{},\"mixing_table_bytes\":{},\
+         \"block_bytes\":{}}},\
          \"checksum\":{{\"type\":\"xxh64\",\"value\":\"{:016x}\"}},\"decoder_memory\":{},\
          \"blocks\":[",
         frame.offset,
         frame.bytes,
-        h.original_len,
+        frame.original_bytes,
         h.preset,
         p.layers,
         p.cells,
@@ -232,17 +225,19 @@ fn frame_json(out: &mut String, frame: &FrameListing) {
         p.beta2_shift,
         p.seed,
         1u64 << p.mix_log2,
+        1u64 << p.block_log2,
         frame.content_hash,
         memory_json(&frame.memory()),
     );
     for (i, b) in frame.blocks.iter().enumerate() {
         let _ = write!(
             out,
-            "{}{{\"bytes\":{},\"coded_bytes\":{},\"streams\":{}}}",
+            "{}{{\"bytes\":{},\"coded_bytes\":{},\"streams\":{},\"raw\":{}}}",
             if i > 0 { "," } else { "" },
             b.original_bytes,
             b.coded_bytes,
-            b.streams
+            b.streams,
+            b.raw
         );
     }
     out.push_str("]}");
@@ -302,78 +297,91 @@ pub fn json_string(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::format::{content_hash, write_frame};
-    use crate::model::presets;
+    use crate::backend::BackendChoice;
 
+    /// A real archive of 1000 bytes at level 1, coded by the CPU twin.
     fn archive() -> Vec<u8> {
-        let header = FrameHeader {
-            preset: 1,
-            params: presets::params_for(1, 1000),
-            original_len: 1000,
-            payload_len: 600,
+        let data: Vec<u8> = (0..1000u32).map(|i| b"abcab "[(i % 6) as usize]).collect();
+        let options = crate::Options {
+            level: 1,
+            backend: BackendChoice::Cpu,
+            ..crate::Options::default()
         };
-        write_frame(&header, &[7; 600], content_hash(b"x"))
+        crate::compress(&data, &options).unwrap().bytes
     }
 
     #[test]
     fn one_frame_of_one_block() {
         let bytes = archive();
         let listing = Listing::of_archive(&bytes).unwrap();
-        assert_eq!(listing.archive_bytes, 660);
+        let len = bytes.len() as u64;
+        assert_eq!(listing.archive_bytes, len);
         assert_eq!(listing.original_bytes(), 1000);
         assert_eq!(listing.frames.len(), 1);
-        assert_eq!(listing.frames[0].bytes, 660);
-        assert_eq!(
-            listing.frames[0].blocks,
-            [BlockListing {
-                original_bytes: 1000,
-                coded_bytes: 600,
-                streams: 1
-            }]
-        );
-        assert_eq!(listing.bits_per_byte(), Some(660.0 * 8.0 / 1000.0));
-        assert!(Listing::of_archive(&bytes[..100]).is_err());
+        assert_eq!(listing.frames[0].bytes, len);
+        let block = listing.frames[0].blocks[0];
+        assert_eq!(listing.frames[0].blocks.len(), 1);
+        assert_eq!((block.original_bytes, block.streams, block.raw), (1000, 1, false));
+        assert_eq!(block.coded_bytes, len - 36 - 2 * 24);
+        assert_eq!(listing.bits_per_byte(), Some(len as f64 * 8.0 / 1000.0));
+        for cut in 0..bytes.len() {
+            assert!(Listing::of_archive(&bytes[..cut]).is_err(), "cut at {cut}");
+        }
     }
 
     #[test]
-    fn the_ends_list_as_the_whole_archive_does() {
-        let mut bytes = archive();
-        bytes.extend_from_slice(b"tail");
-        for len in 0..bytes.len() {
-            let whole = &bytes[..len];
-            let head = &whole[..len.min(HEADER_LEN)];
-            let mut tail = [0; TRAILER_LEN];
-            if len >= TRAILER_LEN {
-                tail.copy_from_slice(&whole[len - TRAILER_LEN..]);
+    fn concatenated_archives_list_frame_by_frame() {
+        let one = archive();
+        let two = [one.clone(), one.clone()].concat();
+        let listing = Listing::of_archive(&two).unwrap();
+        assert_eq!(listing.frames.len(), 2);
+        assert_eq!(listing.frames[1].offset, one.len() as u64);
+        assert_eq!(listing.original_bytes(), 2000);
+    }
+
+    #[test]
+    fn a_file_lists_as_its_bytes_do() {
+        let bytes = archive();
+        let dir = tempfile::tempdir().unwrap();
+        for len in [bytes.len(), bytes.len() - 30, 40] {
+            let path = dir.path().join("a.nng");
+            std::fs::write(&path, &bytes[..len]).unwrap();
+            let mut file = std::fs::File::open(&path).unwrap();
+            let from_file = Listing::read(&mut file).map_err(|e| e.to_string());
+            let from_bytes = Listing::of_archive(&bytes[..len]).map_err(|e| e.to_string());
+            assert_eq!(from_file.is_ok(), from_bytes.is_ok(), "length {len}");
+            if let (Ok(a), Ok(b)) = (from_file, from_bytes) {
+                assert_eq!(a, b);
             }
-            let from_ends = Listing::of_ends(head, len as u64, tail);
-            assert_eq!(from_ends, Listing::of_archive(whole), "length {len}");
         }
     }
 
     #[test]
     fn json_has_every_documented_field() {
-        let json = Listing::of_archive(&archive())
-            .unwrap()
-            .to_json("a \"b\"\n.nng");
+        let bytes = archive();
+        let listing = Listing::of_archive(&bytes).unwrap();
+        let json = listing.to_json("a \"b\"\n.nng");
+        let len = bytes.len();
+        let coded = len - 36 - 48;
         for field in [
-            "\"file\":\"a \\\"b\\\"\\n.nng\"",
-            "\"format_version\":2",
-            "\"archive_bytes\":660",
-            "\"original_bytes\":1000",
-            "\"ratio\":1.515152",
-            "\"bits_per_byte\":5.28,",
-            "\"layers\":1",
-            "\"cells\":32",
-            "\"window\":16",
-            "\"learning_rate\":0.003",
-            "\"mixing_table_bytes\":65536",
-            "\"checksum\":{\"type\":\"xxh64\",\"value\":\"",
-            "\"decoder_memory\":{\"weights\":",
-            "\"frames\":[{\"offset\":0,\"bytes\":660,",
-            "\"blocks\":[{\"bytes\":1000,\"coded_bytes\":600,\"streams\":1}]",
+            "\"file\":\"a \\\"b\\\"\\n.nng\"".to_string(),
+            "\"format_version\":3".into(),
+            format!("\"archive_bytes\":{len}"),
+            "\"original_bytes\":1000".into(),
+            "\"ratio\":".into(),
+            "\"bits_per_byte\":".into(),
+            "\"layers\":1".into(),
+            "\"cells\":32".into(),
+            "\"window\":16".into(),
+            "\"learning_rate\":0.003".into(),
+            "\"mixing_table_bytes\":65536".into(),
+            "\"block_bytes\":1048576".into(),
+            "\"checksum\":{\"type\":\"xxh64\",\"value\":\"".into(),
+            "\"decoder_memory\":{\"weights\":".into(),
+            format!("\"frames\":[{{\"offset\":0,\"bytes\":{len},"),
+            format!("\"blocks\":[{{\"bytes\":1000,\"coded_bytes\":{coded},\"streams\":1,\"raw\":false}}]"),
         ] {
-            assert!(json.contains(field), "{field} missing from {json}");
+            assert!(json.contains(&field), "{field} missing from {json}");
         }
         assert!(!json.contains('\n'));
     }

@@ -34,17 +34,20 @@ pub struct ModelMemory {
     pub window: u64,
     /// The context-mixing stage's tables for all streams (`mix::state_bytes`).
     pub mixing: u64,
+    /// The block being coded, its payload, and the coder's output: three block lengths.
+    pub blocks: u64,
 }
 
 impl ModelMemory {
     /// The named parts, in a fixed order, for listings and messages.
-    pub fn parts(&self) -> [(&'static str, u64); 5] {
+    pub fn parts(&self) -> [(&'static str, u64); 6] {
         [
             ("weights", self.weights),
             ("optimizer", self.optimizer),
             ("lstm_state", self.lstm_state),
             ("window", self.window),
             ("mixing", self.mixing),
+            ("blocks", self.blocks),
         ]
     }
 
@@ -108,6 +111,7 @@ pub fn model_state(params: &ModelParams) -> ModelMemory {
         lstm_state,
         window,
         mixing: crate::mix::state_bytes(params.mix_log2, params.streams),
+        blocks: 3u64 << params.block_log2.min(40),
     }
 }
 
@@ -135,8 +139,8 @@ mod tests {
     #[test]
     fn every_preset_fits_the_default_limit_at_its_largest_stream_count() {
         for level in MIN_LEVEL..=MAX_LEVEL {
-            // 1 TiB is the largest input, so it gets the preset's most streams.
-            let params = presets::params_for(level, 1 << 40);
+            // An input of unknown length gets the preset's most streams and largest tables.
+            let params = presets::params_for(level, None);
             let need = model_state(&params).total();
             assert!(
                 need < DEFAULT_MEMORY_LIMIT / 4 * 3,
@@ -158,6 +162,7 @@ mod tests {
             beta2_shift: 13,
             seed: 0,
             mix_log2: 30,
+            block_log2: 26,
         };
         let need = model_state(&params);
         // About 0.6 TB of window buffers: far above any limit, and no wrap-around.
@@ -167,7 +172,7 @@ mod tests {
 
     #[test]
     fn the_count_grows_with_every_field_that_sizes_a_buffer() {
-        let base = presets::params_for(1, 0);
+        let base = presets::params_for(1, Some(0));
         let total = |edit: fn(&mut ModelParams)| {
             let mut p = base;
             edit(&mut p);

@@ -20,6 +20,10 @@ pub const BETA2_SHIFT_RANGE: std::ops::RangeInclusive<u8> = 4..=20;
 /// 64 KiB and 1 GiB in all.
 pub const MIX_LOG2_RANGE: std::ops::RangeInclusive<u8> = 16..=30;
 
+/// Accepted range of `ModelParams::block_log2`: blocks hold between 64 KiB and 64 MiB, so a
+/// decoder's block buffers stay bounded whatever the header says.
+pub const BLOCK_LOG2_RANGE: std::ops::RangeInclusive<u8> = 16..=26;
+
 /// The model's shape and training schedule.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ModelParams {
@@ -27,7 +31,8 @@ pub struct ModelParams {
     pub layers: u8,
     /// Cells per layer (`CELL_MULTIPLE`..=`MAX_CELLS`, a multiple of `CELL_MULTIPLE`).
     pub cells: u16,
-    /// Parallel streams sharing the weights (1..=`MAX_STREAMS`).
+    /// Most parallel streams any block of the frame uses, sharing the weights
+    /// (1..=`MAX_STREAMS`): the LSTM state and the mixing stage are sized for this many.
     pub streams: u32,
     /// Steps per truncated back-propagation window (1..=`MAX_WINDOW`).
     pub window: u16,
@@ -40,6 +45,9 @@ pub struct ModelParams {
     /// The context-mixing stage's tables take `2^mix_log2` bytes in all, split evenly between
     /// the streams (within `MIX_LOG2_RANGE`; see `mix::stream_budget`).
     pub mix_log2: u8,
+    /// Each block holds at most `2^block_log2` bytes of original data (within
+    /// `BLOCK_LOG2_RANGE`): the unit the input is read, coded, checked and written in.
+    pub block_log2: u8,
 }
 
 impl ModelParams {
@@ -78,6 +86,12 @@ impl ModelParams {
             return Err(format!(
                 "mixing tables 2^{} bytes not in 2^{MIX_LOG2_RANGE:?}",
                 self.mix_log2
+            ));
+        }
+        if !BLOCK_LOG2_RANGE.contains(&self.block_log2) {
+            return Err(format!(
+                "block size 2^{} bytes not in 2^{BLOCK_LOG2_RANGE:?}",
+                self.block_log2
             ));
         }
         Ok(())

@@ -1,6 +1,7 @@
 //! Presets `-1` … `-9`: model size and training schedule, from fast to strong.
 
 use crate::model::params::{MIX_LOG2_RANGE, ModelParams};
+use crate::model::schedule;
 
 /// Lowest preset level.
 pub const MIN_LEVEL: u8 = 1;
@@ -45,11 +46,6 @@ const PRESETS: [Preset; 9] = [
 /// mostly stay empty; below it, high-order contexts start to evict each other.
 const MIX_BYTES_PER_INPUT_LOG2: u32 = 6;
 
-/// Each stream gets at least 4 MiB. Streams learn separately from their own data, so splitting
-/// costs ratio until each has several megabytes to learn from (the first 2 MB of bible.txt:
-/// 1.62 bits/byte in one stream, 1.70 in three); beyond that, more streams mostly buy speed.
-const MIN_STREAM_BYTES: u64 = 4 << 20;
-
 /// A preset from its table row.
 const fn preset(
     layers: u8,
@@ -74,12 +70,24 @@ const BETA2_SHIFT: u8 = 13;
 /// Seed of the initial weights for every preset.
 const SEED: u64 = 0x6E6E_6770_7531;
 
-/// The model for preset `level` (clamped to `MIN_LEVEL..=MAX_LEVEL`) on an input of
-/// `input_len` bytes. The result always passes `ModelParams::validate`.
-pub fn params_for(level: u8, input_len: u64) -> ModelParams {
+/// Blocks of 1 MiB: large enough that a block's header, its coder flush and the training on
+/// its last partial window cost nothing measurable, small enough that the buffers stay small.
+const BLOCK_LOG2: u8 = 20;
+
+/// The model for preset `level` (clamped to `MIN_LEVEL..=MAX_LEVEL`) on a frame of `frame_len`
+/// bytes, or of unknown length (`None`: standard input), which gets the preset's largest
+/// tables and widest schedule. The frame's streams are the most its blocks will use
+/// (`schedule::block_streams` at its last block). The result always passes
+/// `ModelParams::validate`.
+pub fn params_for(level: u8, frame_len: Option<u64>) -> ModelParams {
     let p = PRESETS[(level.clamp(MIN_LEVEL, MAX_LEVEL) - 1) as usize];
-    let streams = (input_len / MIN_STREAM_BYTES).clamp(1, p.max_streams as u64) as u32;
-    let needed = input_len.max(1).next_power_of_two().ilog2() + MIX_BYTES_PER_INPUT_LOG2;
+    let streams = match frame_len {
+        Some(len) => schedule::block_streams(p.max_streams, len.saturating_sub(1)),
+        None => p.max_streams,
+    };
+    let input_len = frame_len.unwrap_or(u64::MAX);
+    let needed = input_len.max(1).checked_next_power_of_two().map_or(64, u64::ilog2)
+        + MIX_BYTES_PER_INPUT_LOG2;
     let mix_log2 = needed.clamp(
         u32::from(*MIX_LOG2_RANGE.start()),
         u32::from(p.max_mix_log2),
@@ -93,6 +101,7 @@ pub fn params_for(level: u8, input_len: u64) -> ModelParams {
         beta2_shift: BETA2_SHIFT,
         seed: SEED,
         mix_log2,
+        block_log2: BLOCK_LOG2,
     }
 }
 
@@ -103,7 +112,7 @@ mod tests {
     #[test]
     fn every_preset_is_valid_for_every_size() {
         for level in MIN_LEVEL..=MAX_LEVEL {
-            for len in [0, 1, 1 << 20, 1 << 30, 1 << 40] {
+            for len in [Some(0), Some(1), Some(1 << 20), Some(1 << 30), Some(1 << 40), None] {
                 params_for(level, len).validate().unwrap();
             }
         }

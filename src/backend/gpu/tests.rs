@@ -415,6 +415,7 @@ fn one_layer_one_stream_agrees_with_the_twin() {
         beta2_shift: 13,
         seed: 7,
         mix_log2: 16,
+        block_log2: 16,
     };
     models_agree(params, 23, 5, false);
 }
@@ -430,6 +431,7 @@ fn three_layers_and_several_streams_agree_with_the_twin() {
         beta2_shift: 6,
         seed: 9,
         mix_log2: 16,
+        block_log2: 16,
     };
     models_agree(params, 21, 6, false);
     models_agree(params, 21, 6, true);

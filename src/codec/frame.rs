@@ -1,0 +1,295 @@
+//! One frame's model and its blocks: the encoder turns blocks of data into records and
+//! payloads, the decoder turns them back. The model (LSTM weights, optimizer state, LSTM state
+//! per stream and the mixing stages) carries over from block to block; a new frame starts a
+//! new model.
+
+use crate::backend::{self, Backend};
+use crate::coder::{BinaryDecoder, BinaryEncoder, CoderError, Replay};
+use crate::error::Error;
+use crate::format::{self, BlockHeader, BlockKind, FrameEnd, FrameHeader, Record};
+use crate::mix::{self, StreamMixer};
+use crate::model::memory;
+use crate::model::params::ModelParams;
+
+use super::Options;
+use super::block::{BlockPlan, run_block};
+
+/// Refuses a model whose state exceeds `options.memory_limit`, before anything is allocated.
+pub fn check_memory(params: &ModelParams, options: &Options) -> Result<(), Error> {
+    let needed = memory::model_state(params).total();
+    if needed > options.memory_limit {
+        return Err(Error::MemoryLimit {
+            needed,
+            limit: options.memory_limit,
+        });
+    }
+    Ok(())
+}
+
+/// One fresh mixing stage per stream the frame may use, sharing the table budget the header
+/// sets.
+fn stream_mixers(params: &ModelParams) -> Result<Vec<StreamMixer>, Error> {
+    let streams = params.streams as usize;
+    let budget = mix::stream_budget(params.mix_log2, params.streams);
+    let mut mixers = Vec::new();
+    mixers
+        .try_reserve_exact(streams)
+        .map_err(|_| Error::OutOfMemory(mix::state_bytes(params.mix_log2, params.streams)))?;
+    mixers.extend((0..streams).map(|_| StreamMixer::new(budget)));
+    Ok(mixers)
+}
+
+/// A frame's model as it stands between two blocks.
+struct FrameModel {
+    header: FrameHeader,
+    backend: Box<dyn Backend>,
+    mixers: Vec<StreamMixer>,
+    /// Bytes of the frame's data run through the model so far.
+    position: u64,
+    /// XXH64 of the frame's data so far.
+    hash: xxhash_rust::xxh64::Xxh64,
+}
+
+impl FrameModel {
+    /// The initial model of a frame with `header`, on the backend `options` ask for.
+    fn open(header: FrameHeader, options: &Options) -> Result<FrameModel, Error> {
+        check_memory(&header.params, options)?;
+        let backend = backend::open(options.backend, options.adapter.as_deref(), &header.params)?;
+        Ok(FrameModel {
+            mixers: stream_mixers(&header.params)?,
+            header,
+            backend,
+            position: 0,
+            hash: xxhash_rust::xxh64::Xxh64::new(0),
+        })
+    }
+
+    /// Counts a block the model has run over.
+    fn advance(&mut self, data: &[u8]) {
+        self.position += data.len() as u64;
+        self.hash.update(data);
+    }
+
+    /// The record that ends the frame.
+    fn end(&self) -> Record {
+        Record::End(FrameEnd {
+            original_len: self.position,
+            content_hash: self.hash.digest(),
+        })
+    }
+}
+
+/// Compresses one frame, block by block.
+pub struct FrameEncoder {
+    model: FrameModel,
+    /// Streams every block uses (`--streams`), instead of the schedule's.
+    fixed_streams: bool,
+}
+
+impl FrameEncoder {
+    /// A frame coded with `header`'s model; `fixed_streams` codes every block in
+    /// `header.params.streams` streams instead of following `schedule::block_streams`.
+    pub fn new(
+        header: FrameHeader,
+        fixed_streams: bool,
+        options: &Options,
+    ) -> Result<FrameEncoder, Error> {
+        Ok(FrameEncoder {
+            model: FrameModel::open(header, options)?,
+            fixed_streams,
+        })
+    }
+
+    /// `Backend::describe` of the backend running the model.
+    pub fn backend(&self) -> String {
+        self.model.backend.describe()
+    }
+
+    /// The frame's header bytes.
+    pub fn header_bytes(&self) -> [u8; format::FRAME_HEADER_LEN] {
+        self.model.header.to_bytes()
+    }
+
+    /// Codes the next block of the frame (`1..=2^block_log2` bytes) and appends its record
+    /// and payload to `out`: coded, or raw if coding would not make it smaller.
+    pub fn encode_block(
+        &mut self,
+        data: &[u8],
+        out: &mut Vec<u8>,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<(), Error> {
+        let params = self.model.header.params;
+        let streams = if self.fixed_streams {
+            params.streams
+        } else {
+            crate::model::schedule::block_streams(params.streams, self.model.position)
+        }
+        .min(u32::try_from(data.len()).unwrap_or(u32::MAX));
+        let mut encoder = BinaryEncoder::new();
+        let model = &mut self.model;
+        let mixers = &mut model.mixers;
+        run_block(
+            model.backend.as_mut(),
+            &BlockPlan {
+                params: &params,
+                position: model.position,
+                len: data.len(),
+                streams,
+            },
+            Some(data),
+            progress,
+            |stream, at, table| {
+                mixers[stream]
+                    .code_byte(table, data[at], &mut encoder)
+                    .map_err(|_| Error::InvalidTable)
+            },
+        )?;
+        model.advance(data);
+        let payload = encoder.finish();
+        let original_len = data.len() as u32;
+        let coded = payload.len() < data.len();
+        let header = BlockHeader {
+            kind: if coded {
+                BlockKind::Coded { streams }
+            } else {
+                BlockKind::Raw { streams }
+            },
+            original_len,
+            stored_len: if coded {
+                payload.len() as u32
+            } else {
+                original_len
+            },
+            checksum: format::block_checksum(data),
+        };
+        out.extend_from_slice(&Record::Block(header).to_bytes());
+        out.extend_from_slice(if coded { &payload } else { data });
+        Ok(())
+    }
+
+    /// The frame's end record, to write after its last block.
+    pub fn finish(self) -> [u8; format::RECORD_LEN] {
+        self.model.end().to_bytes()
+    }
+}
+
+/// Decompresses one frame, block by block.
+pub struct FrameDecoder {
+    model: FrameModel,
+    /// Index of the frame in the archive, for messages.
+    frame: u64,
+    /// Blocks decoded so far.
+    blocks: u64,
+}
+
+impl FrameDecoder {
+    /// The decoder of frame number `frame` (counted from 0), whose header is `header`.
+    pub fn new(header: FrameHeader, frame: u64, options: &Options) -> Result<FrameDecoder, Error> {
+        Ok(FrameDecoder {
+            model: FrameModel::open(header, options)?,
+            frame,
+            blocks: 0,
+        })
+    }
+
+    /// `Backend::describe` of the backend running the model.
+    pub fn backend(&self) -> String {
+        self.model.backend.describe()
+    }
+
+    /// Decodes the block `block` whose stored bytes are `payload` into `out` (resized to the
+    /// block's length), and checks it against the block's checksum.
+    pub fn decode_block(
+        &mut self,
+        block: &BlockHeader,
+        payload: &[u8],
+        out: &mut Vec<u8>,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<(), Error> {
+        let len = block.original_len as usize;
+        let model = &mut self.model;
+        match block.kind {
+            BlockKind::Raw { streams } => {
+                out.clear();
+                out.extend_from_slice(payload);
+                // The encoder ran the model over this block before it chose to store it: run
+                // it the same way, coding nothing.
+                let mixers = &mut model.mixers;
+                let mut replay = Replay;
+                let plan = BlockPlan {
+                    params: &model.header.params,
+                    position: model.position,
+                    len,
+                    streams,
+                };
+                run_block(
+                    model.backend.as_mut(),
+                    &plan,
+                    Some(payload),
+                    progress,
+                    |stream, at, table| {
+                        mixers[stream]
+                            .code_byte(table, payload[at], &mut replay)
+                            .map_err(|_| Error::InvalidTable)
+                    },
+                )?;
+            }
+            BlockKind::Coded { streams } => {
+                out.clear();
+                out.try_reserve_exact(len)
+                    .map_err(|_| Error::OutOfMemory(len as u64))?;
+                out.resize(len, 0);
+                let mut decoder = BinaryDecoder::new(payload).map_err(|_| Error::CorruptPayload)?;
+                let mixers = &mut model.mixers;
+                let plan = BlockPlan {
+                    params: &model.header.params,
+                    position: model.position,
+                    len,
+                    streams,
+                };
+                run_block(
+                    model.backend.as_mut(),
+                    &plan,
+                    None,
+                    progress,
+                    |stream, at, table| {
+                        let symbol = mixers[stream]
+                            .code_byte(table, 0, &mut decoder)
+                            .map_err(|e| match e {
+                                CoderError::InvalidProbability => Error::InvalidTable,
+                                _ => Error::CorruptPayload,
+                            })?;
+                        out[at] = symbol;
+                        Ok(symbol)
+                    },
+                )?;
+                decoder.finish().map_err(|_| Error::CorruptPayload)?;
+            }
+        }
+        let got = format::block_checksum(out);
+        if got != block.checksum {
+            return Err(Error::BlockChecksumMismatch {
+                frame: self.frame,
+                block: self.blocks,
+                offset: model.position,
+                expected: block.checksum,
+                got,
+            });
+        }
+        model.advance(out);
+        self.blocks += 1;
+        Ok(())
+    }
+
+    /// Checks the frame's end record against the data decoded.
+    pub fn finish(self, end: &FrameEnd) -> Result<(), Error> {
+        let got = self.model.hash.digest();
+        if got != end.content_hash {
+            return Err(Error::ChecksumMismatch {
+                expected: end.content_hash,
+                got,
+            });
+        }
+        Ok(())
+    }
+}

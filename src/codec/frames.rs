@@ -1,0 +1,194 @@
+//! The input cut into frames: one after another, reading and writing block by block, or, when
+//! `Options::frame_size` makes several frames and `Options::threads` allows, several frames at
+//! once on rayon's threads. Both paths give the same bytes: a frame's header depends only on
+//! the options, the size hint and where the frame starts, and its blocks only on its data.
+
+use std::io::{Read, Write};
+
+use rayon::prelude::*;
+
+use super::frame::FrameEncoder;
+use super::{Options, Progress, Report};
+use crate::error::Error;
+use crate::format::FrameHeader;
+use crate::model::memory;
+use crate::model::params::MAX_STREAMS;
+use crate::model::presets;
+
+/// Reads up to `want` bytes into `buf` (replacing its contents): fewer only where the input
+/// ends.
+fn read_up_to(input: &mut dyn Read, buf: &mut Vec<u8>, want: u64) -> Result<usize, Error> {
+    buf.clear();
+    input
+        .take(want)
+        .read_to_end(buf)
+        .map_err(Error::Read)
+}
+
+fn write(output: &mut dyn Write, bytes: &[u8], report: &mut Report) -> Result<(), Error> {
+    output.write_all(bytes).map_err(Error::Write)?;
+    report.archive_bytes += bytes.len() as u64;
+    Ok(())
+}
+
+/// The header of the frame that starts `start` bytes into an input of `size_hint` bytes.
+fn frame_header(options: &Options, size_hint: Option<u64>, start: u64, frame_size: u64) -> FrameHeader {
+    let level = options.level.clamp(presets::MIN_LEVEL, presets::MAX_LEVEL);
+    let frame_len = size_hint.map(|total| total.saturating_sub(start).min(frame_size));
+    let mut params = presets::params_for(level, frame_len);
+    if let Some(streams) = options.streams {
+        // Streams past a known length would stay empty; the LSTM state is sized by the count.
+        let cap = frame_len.map_or(MAX_STREAMS, |len| len.clamp(1, MAX_STREAMS as u64) as u32);
+        params.streams = streams.clamp(1, MAX_STREAMS).min(cap);
+    }
+    FrameHeader {
+        preset: level,
+        params,
+    }
+}
+
+/// See `super::compress_stream`.
+pub fn compress(
+    input: &mut dyn Read,
+    output: &mut dyn Write,
+    size_hint: Option<u64>,
+    options: &Options,
+    progress: Progress,
+) -> Result<Report, Error> {
+    let frame_size = options.frame_size.unwrap_or(u64::MAX).max(1);
+    let workers = match options.threads {
+        0 => rayon::current_num_threads(),
+        n => n,
+    };
+    let mut report = Report {
+        original_bytes: 0,
+        archive_bytes: 0,
+        backend: String::new(),
+    };
+    let several = size_hint.is_none_or(|len| len > frame_size);
+    if workers > 1 && frame_size < u64::MAX && several {
+        in_parallel(input, output, size_hint, options, progress, frame_size, workers, &mut report)?;
+    } else {
+        one_by_one(input, output, size_hint, options, progress, frame_size, &mut report)?;
+    }
+    output.flush().map_err(Error::Write)?;
+    Ok(report)
+}
+
+/// Frames one after another, each block read, coded and written before the next is read.
+fn one_by_one(
+    input: &mut dyn Read,
+    output: &mut dyn Write,
+    size_hint: Option<u64>,
+    options: &Options,
+    progress: Progress,
+    frame_size: u64,
+    report: &mut Report,
+) -> Result<(), Error> {
+    let mut block = Vec::new();
+    let mut coded = Vec::new();
+    loop {
+        let header = frame_header(options, size_hint, report.original_bytes, frame_size);
+        let block_size = 1u64 << header.params.block_log2;
+        let mut want = block_size.min(frame_size);
+        let mut got = read_up_to(input, &mut block, want)?;
+        // Every archive has a frame, even an empty input's; later frames need data.
+        if got == 0 && report.original_bytes > 0 {
+            return Ok(());
+        }
+        let mut encoder = FrameEncoder::new(header, options.streams.is_some(), options)?;
+        if report.backend.is_empty() {
+            report.backend = encoder.backend();
+        }
+        write(output, &encoder.header_bytes(), report)?;
+        let mut in_frame = 0u64;
+        let mut ended = (got as u64) < want;
+        while got > 0 {
+            coded.clear();
+            let base = report.original_bytes;
+            encoder.encode_block(&block, &mut coded, &mut |done| progress(base + done))?;
+            write(output, &coded, report)?;
+            report.original_bytes += got as u64;
+            in_frame += got as u64;
+            want = block_size.min(frame_size - in_frame);
+            if ended || want == 0 {
+                break;
+            }
+            got = read_up_to(input, &mut block, want)?;
+            ended = (got as u64) < want;
+        }
+        write(output, &encoder.finish(), report)?;
+        if ended {
+            return Ok(());
+        }
+    }
+}
+
+/// One whole frame of `data` (already read) as archive bytes.
+fn encode_frame(
+    header: FrameHeader,
+    data: &[u8],
+    options: &Options,
+) -> Result<(Vec<u8>, String), Error> {
+    let mut encoder = FrameEncoder::new(header, options.streams.is_some(), options)?;
+    let mut out = encoder.header_bytes().to_vec();
+    for block in data.chunks(1 << header.params.block_log2) {
+        encoder.encode_block(block, &mut out, &mut |_| {})?;
+    }
+    let backend = encoder.backend();
+    out.extend_from_slice(&encoder.finish());
+    Ok((out, backend))
+}
+
+/// Several frames at once: up to `workers` frames are read whole, compressed in parallel and
+/// written in order. Memory holds those frames' data and archives, and their models; fewer
+/// run at once when their models together would pass the memory limit.
+#[allow(clippy::too_many_arguments)]
+fn in_parallel(
+    input: &mut dyn Read,
+    output: &mut dyn Write,
+    size_hint: Option<u64>,
+    options: &Options,
+    progress: Progress,
+    frame_size: u64,
+    workers: usize,
+    report: &mut Report,
+) -> Result<(), Error> {
+    let first = frame_header(options, size_hint, 0, frame_size);
+    let per_frame = memory::model_state(&first.params).total().max(1);
+    let workers = workers.min((options.memory_limit / per_frame).max(1) as usize);
+    loop {
+        let mut batch: Vec<(FrameHeader, Vec<u8>)> = Vec::new();
+        let mut start = report.original_bytes;
+        let mut ended = false;
+        while batch.len() < workers && !ended {
+            let mut data = Vec::new();
+            let got = read_up_to(input, &mut data, frame_size)? as u64;
+            ended = got < frame_size;
+            if got == 0 && start > 0 {
+                break;
+            }
+            batch.push((frame_header(options, size_hint, start, frame_size), data));
+            start += got;
+        }
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let frames: Vec<Result<(Vec<u8>, String), Error>> = batch
+            .par_iter()
+            .map(|(header, data)| encode_frame(*header, data, options))
+            .collect();
+        for (frame, (_, data)) in frames.into_iter().zip(&batch) {
+            let (bytes, backend) = frame?;
+            if report.backend.is_empty() {
+                report.backend = backend;
+            }
+            write(output, &bytes, report)?;
+            report.original_bytes += data.len() as u64;
+            progress(report.original_bytes);
+        }
+        if ended {
+            return Ok(());
+        }
+    }
+}
