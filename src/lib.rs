@@ -21,7 +21,7 @@ pub mod mix;
 pub mod model;
 
 pub use codec::{
-    Options, Outcome, Progress, Report, compress, compress_stream, compress_with_progress, decompress,
-    decompress_stream, decompress_with_progress,
+    Options, Outcome, Progress, Report, compress, compress_stream, compress_with_progress,
+    decompress, decompress_stream, decompress_with_progress,
 };
 pub use error::Error;

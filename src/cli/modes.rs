@@ -85,11 +85,7 @@ pub fn code(settings: &Settings, input: Option<&Path>) -> Result<(), Problem> {
     let (data, meta) = files::read_input(input)?;
     let options = options(settings);
     let compress = settings.mode == Mode::Compress;
-    let total = if compress {
-        data.len() as u64
-    } else {
-        0
-    };
+    let total = if compress { data.len() as u64 } else { 0 };
     let bar = progress_bar(total, settings);
     let mut report = |done: u64| bar.set_position(done);
     let started = Instant::now();

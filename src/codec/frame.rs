@@ -253,12 +253,12 @@ impl FrameDecoder {
                     None,
                     progress,
                     |stream, at, table| {
-                        let symbol = mixers[stream]
-                            .code_byte(table, 0, &mut decoder)
-                            .map_err(|e| match e {
+                        let symbol = mixers[stream].code_byte(table, 0, &mut decoder).map_err(
+                            |e| match e {
                                 CoderError::InvalidProbability => Error::InvalidTable,
                                 _ => Error::CorruptPayload,
-                            })?;
+                            },
+                        )?;
                         out[at] = symbol;
                         Ok(symbol)
                     },

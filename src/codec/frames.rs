@@ -19,10 +19,7 @@ use crate::model::presets;
 /// ends.
 fn read_up_to(input: &mut dyn Read, buf: &mut Vec<u8>, want: u64) -> Result<usize, Error> {
     buf.clear();
-    input
-        .take(want)
-        .read_to_end(buf)
-        .map_err(Error::Read)
+    input.take(want).read_to_end(buf).map_err(Error::Read)
 }
 
 fn write(output: &mut dyn Write, bytes: &[u8], report: &mut Report) -> Result<(), Error> {
@@ -32,7 +29,12 @@ fn write(output: &mut dyn Write, bytes: &[u8], report: &mut Report) -> Result<()
 }
 
 /// The header of the frame that starts `start` bytes into an input of `size_hint` bytes.
-fn frame_header(options: &Options, size_hint: Option<u64>, start: u64, frame_size: u64) -> FrameHeader {
+fn frame_header(
+    options: &Options,
+    size_hint: Option<u64>,
+    start: u64,
+    frame_size: u64,
+) -> FrameHeader {
     let level = options.level.clamp(presets::MIN_LEVEL, presets::MAX_LEVEL);
     let frame_len = size_hint.map(|total| total.saturating_sub(start).min(frame_size));
     let mut params = presets::params_for(level, frame_len);
@@ -67,9 +69,26 @@ pub fn compress(
     };
     let several = size_hint.is_none_or(|len| len > frame_size);
     if workers > 1 && frame_size < u64::MAX && several {
-        in_parallel(input, output, size_hint, options, progress, frame_size, workers, &mut report)?;
+        in_parallel(
+            input,
+            output,
+            size_hint,
+            options,
+            progress,
+            frame_size,
+            workers,
+            &mut report,
+        )?;
     } else {
-        one_by_one(input, output, size_hint, options, progress, frame_size, &mut report)?;
+        one_by_one(
+            input,
+            output,
+            size_hint,
+            options,
+            progress,
+            frame_size,
+            &mut report,
+        )?;
     }
     output.flush().map_err(Error::Write)?;
     Ok(report)

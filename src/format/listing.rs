@@ -321,7 +321,10 @@ mod tests {
         assert_eq!(listing.frames[0].bytes, len);
         let block = listing.frames[0].blocks[0];
         assert_eq!(listing.frames[0].blocks.len(), 1);
-        assert_eq!((block.original_bytes, block.streams, block.raw), (1000, 1, false));
+        assert_eq!(
+            (block.original_bytes, block.streams, block.raw),
+            (1000, 1, false)
+        );
         assert_eq!(block.coded_bytes, len - 36 - 2 * 24);
         assert_eq!(listing.bits_per_byte(), Some(len as f64 * 8.0 / 1000.0));
         for cut in 0..bytes.len() {
@@ -379,7 +382,9 @@ mod tests {
             "\"checksum\":{\"type\":\"xxh64\",\"value\":\"".into(),
             "\"decoder_memory\":{\"weights\":".into(),
             format!("\"frames\":[{{\"offset\":0,\"bytes\":{len},"),
-            format!("\"blocks\":[{{\"bytes\":1000,\"coded_bytes\":{coded},\"streams\":1,\"raw\":false}}]"),
+            format!(
+                "\"blocks\":[{{\"bytes\":1000,\"coded_bytes\":{coded},\"streams\":1,\"raw\":false}}]"
+            ),
         ] {
             assert!(json.contains(&field), "{field} missing from {json}");
         }

@@ -83,7 +83,9 @@ impl<R: Read> ArchiveReader<R> {
     /// call while a frame is still open are errors.
     pub fn next_frame(&mut self) -> Result<Option<FrameHeader>, FormatError> {
         if self.frame.is_some() {
-            return Err(FormatError::Truncated("a frame (its end record is missing)"));
+            return Err(FormatError::Truncated(
+                "a frame (its end record is missing)",
+            ));
         }
         let start = self.offset;
         let mut bytes = [0u8; FRAME_HEADER_LEN];

@@ -147,7 +147,9 @@ fn every_bit_flip_in_a_header_or_record_is_detected() {
     let bytes = sample_frame();
     let payload = FRAME_HEADER_LEN + RECORD_LEN..FRAME_HEADER_LEN + RECORD_LEN + 300;
     for bit in 0..bytes.len() * 8 {
-        if payload.contains(&(bit / 8)) || (bytes.len() - RECORD_LEN - 10..bytes.len() - RECORD_LEN).contains(&(bit / 8)) {
+        if payload.contains(&(bit / 8))
+            || (bytes.len() - RECORD_LEN - 10..bytes.len() - RECORD_LEN).contains(&(bit / 8))
+        {
             continue;
         }
         let mut bad = bytes.clone();
@@ -240,7 +242,10 @@ fn block_records_are_checked_against_the_frame() {
     let mut streams = Record::Block(raw(100, 100)).to_bytes();
     streams[4] = 0;
     reseal_record(&mut streams, 0);
-    assert!(matches!(Record::parse(&streams, &p), Err(FormatError::BadBlock(_))));
+    assert!(matches!(
+        Record::parse(&streams, &p),
+        Err(FormatError::BadBlock(_))
+    ));
     let mut kind = Record::Block(raw(100, 100)).to_bytes();
     kind[0] = 2;
     reseal_record(&mut kind, 0);
@@ -264,7 +269,8 @@ fn bomb_limit() {
         let parsed = Record::parse(&Record::Block(coded(len, stored_len, 1)).to_bytes(), &p);
         assert!(parsed.is_ok(), "{stored_len}");
         if limit < 1 << 26 {
-            let parsed = Record::parse(&Record::Block(coded(len + 1, stored_len, 1)).to_bytes(), &p);
+            let parsed =
+                Record::parse(&Record::Block(coded(len + 1, stored_len, 1)).to_bytes(), &p);
             assert!(matches!(parsed, Err(FormatError::OriginalTooLarge { .. })));
         }
     }

@@ -1,6 +1,6 @@
 //! Presets `-1` … `-9`: model size and training schedule, from fast to strong.
 
-use crate::model::params::{MIX_LOG2_RANGE, ModelParams};
+use crate::model::params::{BLOCK_LOG2_RANGE, MIX_LOG2_RANGE, ModelParams};
 use crate::model::schedule;
 
 /// Lowest preset level.
@@ -44,7 +44,7 @@ const PRESETS: [Preset; 9] = [
 
 /// Mixing-table bytes per input byte, as a power of two: beyond this, a larger table would
 /// mostly stay empty; below it, high-order contexts start to evict each other.
-const MIX_BYTES_PER_INPUT_LOG2: u32 = 6;
+const MIX_BYTES_PER_INPUT_LOG2: u32 = 8;
 
 /// A preset from its table row.
 const fn preset(
@@ -70,8 +70,10 @@ const BETA2_SHIFT: u8 = 13;
 /// Seed of the initial weights for every preset.
 const SEED: u64 = 0x6E6E_6770_7531;
 
-/// Blocks of 1 MiB: large enough that a block's header, its coder flush and the training on
+/// Blocks of 1 MiB: large enough that a block's record, its coder flush and the training on
 /// its last partial window cost nothing measurable, small enough that the buffers stay small.
+/// A shorter frame whose length is known gets blocks just large enough to hold it (at least
+/// 64 KiB), so that a decoder's buffers follow the data.
 const BLOCK_LOG2: u8 = 20;
 
 /// The model for preset `level` (clamped to `MIN_LEVEL..=MAX_LEVEL`) on a frame of `frame_len`
@@ -86,7 +88,10 @@ pub fn params_for(level: u8, frame_len: Option<u64>) -> ModelParams {
         None => p.max_streams,
     };
     let input_len = frame_len.unwrap_or(u64::MAX);
-    let needed = input_len.max(1).checked_next_power_of_two().map_or(64, u64::ilog2)
+    let needed = input_len
+        .max(1)
+        .checked_next_power_of_two()
+        .map_or(64, u64::ilog2)
         + MIX_BYTES_PER_INPUT_LOG2;
     let mix_log2 = needed.clamp(
         u32::from(*MIX_LOG2_RANGE.start()),
@@ -101,7 +106,11 @@ pub fn params_for(level: u8, frame_len: Option<u64>) -> ModelParams {
         beta2_shift: BETA2_SHIFT,
         seed: SEED,
         mix_log2,
-        block_log2: BLOCK_LOG2,
+        block_log2: match frame_len {
+            Some(len) => (len.max(1).next_power_of_two().ilog2() as u8)
+                .clamp(*BLOCK_LOG2_RANGE.start(), BLOCK_LOG2),
+            None => BLOCK_LOG2,
+        },
     }
 }
 
@@ -112,7 +121,14 @@ mod tests {
     #[test]
     fn every_preset_is_valid_for_every_size() {
         for level in MIN_LEVEL..=MAX_LEVEL {
-            for len in [Some(0), Some(1), Some(1 << 20), Some(1 << 30), Some(1 << 40), None] {
+            for len in [
+                Some(0),
+                Some(1),
+                Some(1 << 20),
+                Some(1 << 30),
+                Some(1 << 40),
+                None,
+            ] {
                 params_for(level, len).validate().unwrap();
             }
         }

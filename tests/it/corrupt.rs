@@ -9,10 +9,10 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use super::util::{
     assert_fails, names_in, nngpu, pack, run, run_with_stdin, short_text, temp_dir, unpack,
 };
-use nngpu::format::HEADER_LEN;
+use nngpu::format::{FRAME_HEADER_LEN as HEADER_LEN, RECORD_LEN};
 
-/// Bytes of the content-checksum trailer.
-const TRAILER_LEN: usize = 8;
+/// Where the sample's only block's payload starts.
+const PAYLOAD: usize = HEADER_LEN + RECORD_LEN;
 
 /// A few hundred bytes of text and their level-1 archive.
 fn sample() -> (Vec<u8>, Vec<u8>) {
@@ -29,23 +29,26 @@ fn try_unpack(archive: &[u8], what: &str) -> Result<Vec<u8>, String> {
     }
 }
 
-/// Recomputes the header CRC after an edit, so the edit reaches the decoder.
+/// Recomputes the CRCs of the frame header and the first block's record after an edit, so
+/// the edit reaches the decoder.
 fn fix_crc(archive: &mut [u8]) {
     let crc = crc32fast::hash(&archive[..HEADER_LEN - 4]);
     archive[HEADER_LEN - 4..HEADER_LEN].copy_from_slice(&crc.to_le_bytes());
+    let crc = crc32fast::hash(&archive[HEADER_LEN..PAYLOAD - 4]);
+    archive[PAYLOAD - 4..PAYLOAD].copy_from_slice(&crc.to_le_bytes());
 }
 
-/// Every single-bit flip in the header, the payload and the trailer is an error. That
-/// includes the range coder's final flush bytes: the decoder requires them to be exactly the
+/// Every single-bit flip in the header, the records and the payload is an error. That
+/// includes the coder's final flush bytes: the decoder requires them to be exactly the
 /// encoder's flush, so no flip there decodes, not even to the original data.
 #[test]
 fn every_bit_flip_is_detected() {
     let (_, archive) = sample();
-    let payload_end = archive.len() - TRAILER_LEN;
+    let payload_end = archive.len() - RECORD_LEN;
     assert!(
-        payload_end > HEADER_LEN + 100,
+        payload_end > PAYLOAD + 100,
         "payload of {} bytes",
-        payload_end - HEADER_LEN
+        payload_end - PAYLOAD
     );
     for pos in 0..archive.len() {
         for bit in 0..8 {
@@ -72,17 +75,21 @@ fn every_truncation_is_detected() {
 #[test]
 fn trailing_bytes_are_rejected() {
     let (_, archive) = sample();
-    let mut tails: Vec<Vec<u8>> = vec![vec![0], b"garbage\n".to_vec(), archive.clone()];
-    tails.push(vec![0xFF; 4096]);
+    let tails: Vec<Vec<u8>> = vec![vec![0], b"garbage\n".to_vec(), vec![0xFF; 4096]];
     for tail in tails {
         let mut long = archive.clone();
         long.extend_from_slice(&tail);
         let message = try_unpack(&long, "trailing bytes").expect_err("trailing bytes accepted");
-        assert!(
-            message.contains(&format!("{} trailing bytes", tail.len())),
-            "{message}"
-        );
+        let at = format!("trailing data at byte {}", archive.len());
+        assert!(message.contains(&at), "{message}");
     }
+    // A second archive after the first is no trailing garbage but a second frame.
+    let (data, _) = sample();
+    let twice = [archive.clone(), archive.clone()].concat();
+    assert_eq!(
+        try_unpack(&twice, "two frames").unwrap(),
+        [data.clone(), data].concat()
+    );
 }
 
 #[test]
@@ -114,8 +121,8 @@ fn foreign_data_is_not_an_archive() {
     assert!(message.contains("not an nngpu archive"), "empty: {message}");
 }
 
-/// Header edits with a recomputed CRC get past the header checks and reach the decoder,
-/// which must then fail on the payload or the content checksum.
+/// Header and record edits with recomputed CRCs get past the structural checks and reach the
+/// decoder, which must then fail on the payload or a checksum.
 #[test]
 fn consistent_but_wrong_headers_fail_cleanly() {
     let (data, archive) = sample();
@@ -123,21 +130,20 @@ fn consistent_but_wrong_headers_fail_cleanly() {
     let edits: [(&str, Edit); 12] = [
         ("layers 1 -> 2", |a| a[7] = 2),
         ("cells 32 -> 40", |a| a[8] = 40),
-        ("streams 1 -> 2", |a| a[10] = 2),
-        ("streams 1 -> 300", |a| {
-            a[10..14].copy_from_slice(&300u32.to_le_bytes())
-        }),
+        ("block streams 1 -> 2", |a| a[HEADER_LEN + 4] = 2),
         ("window 16 -> 15", |a| a[14] -= 1),
         ("window 16 -> 1", |a| a[14] = 1),
         ("learning rate + 1", |a| a[16] ^= 1),
         ("beta2 shift - 1", |a| a[20] -= 1),
         ("seed", |a| a[24] ^= 0x80),
-        ("original length - 1", |a| a[32] -= 1),
-        ("original length + 1", |a| a[32] += 1),
-        ("original length + 5000", |a| {
-            let len = u64::from_le_bytes(a[32..40].try_into().unwrap()) + 5000;
-            a[32..40].copy_from_slice(&len.to_le_bytes());
+        ("block length - 1", |a| a[HEADER_LEN + 8] -= 1),
+        ("block length + 1", |a| a[HEADER_LEN + 8] += 1),
+        ("block length + 5000", |a| {
+            let at = HEADER_LEN + 8..HEADER_LEN + 12;
+            let len = u32::from_le_bytes(a[at.clone()].try_into().unwrap()) + 5000;
+            a[at].copy_from_slice(&len.to_le_bytes());
         }),
+        ("block checksum", |a| a[HEADER_LEN + 16] ^= 1),
     ];
     assert_eq!(archive[7], 1, "sample is not a one-layer model");
     assert_eq!(
@@ -146,9 +152,9 @@ fn consistent_but_wrong_headers_fail_cleanly() {
         "sample does not have 32 cells"
     );
     assert_eq!(
-        archive[10..14],
+        archive[HEADER_LEN + 4..HEADER_LEN + 8],
         1u32.to_le_bytes(),
-        "sample does not have one stream"
+        "sample's block does not have one stream"
     );
     for (name, edit) in edits {
         let mut bad = archive.clone();
@@ -169,15 +175,15 @@ fn cli_reports_damage_and_writes_nothing() {
     let (_, archive) = sample();
     let dir = temp_dir();
     let last = archive.len() - 1;
-    let payload_mid = (HEADER_LEN + archive.len() - TRAILER_LEN) / 2;
+    let payload_mid = (PAYLOAD + archive.len() - RECORD_LEN) / 2;
     for (pos, expected) in [
         (0, "not an nngpu archive"),
         (4, "unsupported format version"),
         (6, "header checksum mismatch"),
         (33, "header checksum mismatch"),
-        (HEADER_LEN, "corrupt archive"),
+        (HEADER_LEN, "block record checksum mismatch"),
         (payload_mid, "corrupt archive"),
-        (last - TRAILER_LEN + 1, "checksum"),
+        (last - RECORD_LEN + 1, "checksum"),
         (last, "checksum"),
     ] {
         let mut bad = archive.clone();
@@ -242,10 +248,11 @@ fn cli_rejects_foreign_files_and_trailing_bytes() {
     long.extend_from_slice(b"tail");
     fs::write(dir.path().join("long.nng"), &long).unwrap();
     let output = run(nngpu(dir.path()).args(["decompress", "long.nng"]));
-    assert_fails(&output, "4 trailing bytes");
-    // Standard input to standard output: the error, and nothing on standard output.
+    let at = format!("trailing data at byte {}", archive.len());
+    assert_fails(&output, &at);
+    // Standard input to standard output: the error after the first frame's data.
     let output = run_with_stdin(nngpu(dir.path()).args(["decompress", "-c"]), &long);
-    assert_fails(&output, "nngpu: (stdin): 4 trailing bytes");
+    assert_fails(&output, &format!("nngpu: (stdin): {at}"));
 }
 
 #[test]
@@ -253,7 +260,7 @@ fn failed_decompression_keeps_an_existing_output_even_with_force() {
     let (_, archive) = sample();
     let dir = temp_dir();
     let mut bad = archive.clone();
-    bad[HEADER_LEN + 3] ^= 0x01;
+    bad[PAYLOAD + 3] ^= 0x01;
     fs::write(dir.path().join("x.nng"), &bad).unwrap();
     fs::write(dir.path().join("x"), b"earlier contents").unwrap();
     let output = run(nngpu(dir.path()).args(["decompress", "-f", "x.nng"]));

@@ -12,7 +12,10 @@ use super::util::{
     assert_fails, assert_ok, bare_nngpu, names_in, nngpu, pack, run, run_with_stdin, short_text,
     temp_dir, unpack,
 };
-use nngpu::format::HEADER_LEN;
+use nngpu::format::{FRAME_HEADER_LEN, RECORD_LEN};
+
+/// Where the first block's payload starts.
+const PAYLOAD: usize = FRAME_HEADER_LEN + RECORD_LEN;
 
 fn write(dir: &Path, name: &str, data: &[u8]) {
     fs::write(dir.join(name), data).unwrap();
@@ -155,7 +158,7 @@ fn inputs_are_kept_unless_rm_and_rm_waits_for_a_complete_output() {
     assert_eq!(read(d, "r"), data);
     // A failed run deletes nothing; standard output is no file to wait for, so -c keeps.
     let mut bad = read(d, "k.nng");
-    bad[HEADER_LEN + 5] ^= 1;
+    bad[PAYLOAD + 5] ^= 1;
     write(d, "bad.nng", &bad);
     assert_fails(&run(nngpu(d).args(["-d", "--rm", "bad.nng"])), "bad.nng");
     assert!(d.join("bad.nng").exists());
@@ -267,10 +270,7 @@ fn each_error_once_as_nngpu_file_message() {
     assert_fails(&out, "truncated");
     assert_eq!(
         stderr_of(&out),
-        format!(
-            "nngpu: cut.nng: truncated archive: need {} bytes, got 100\n",
-            archive.len()
-        )
+        "nngpu: cut.nng: truncated archive: the input ends inside a block's payload\n"
     );
     let out = run(nngpu(d).args(["-1", "absent.txt"]));
     assert_eq!(
@@ -303,7 +303,7 @@ fn test_mode_writes_nothing_and_fails_on_damage() {
     assert_eq!(assert_ok(&out), "");
     let out = run(nngpu(d).args(["-tv", "good.nng"]));
     assert!(assert_ok(&out).contains("good.nng: OK"));
-    archive[HEADER_LEN + 10] ^= 4;
+    archive[PAYLOAD + 10] ^= 4;
     write(d, "bad.nng", &archive);
     for flags in [&["-t"][..], &["-t", "-f"], &["-t", "-o", "out"]] {
         let out = run(nngpu(d).args(flags).arg("bad.nng"));
@@ -334,7 +334,7 @@ fn list_and_json() {
     let out = run(nngpu(d).args(["-lv", "a.nng"]));
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     for field in [
-        "format version   2",
+        "format version   3",
         "1 layers x 32 cells",
         "window 16",
         "xxh64",
@@ -348,7 +348,7 @@ fn list_and_json() {
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 2, "{text}");
     for field in [
-        "{\"file\":\"a.nng\",\"format_version\":2,",
+        "{\"file\":\"a.nng\",\"format_version\":3,",
         "\"original_bytes\":300,",
         "\"model\":{\"layers\":1,\"cells\":32,\"window\":16,\"learning_rate\":0.003,",
         "\"decoder_memory\":{\"weights\":",
@@ -368,10 +368,17 @@ fn list_and_json() {
     assert_eq!(v["frames"][0]["blocks"][0]["streams"], 1);
     assert_eq!(v["frames"][0]["model"]["cells"], 32);
     let memory = &v["decoder_memory"];
-    let parts: u64 = ["weights", "optimizer", "lstm_state", "window", "mixing"]
-        .iter()
-        .map(|k| memory[k].as_u64().expect(k))
-        .sum();
+    let parts: u64 = [
+        "weights",
+        "optimizer",
+        "lstm_state",
+        "window",
+        "mixing",
+        "blocks",
+    ]
+    .iter()
+    .map(|k| memory[k].as_u64().expect(k))
+    .sum();
     assert_eq!(memory["total"].as_u64(), Some(parts));
     let hash = v["frames"][0]["checksum"]["value"].as_str().map(str::len);
     assert_eq!(hash, Some(16));
@@ -397,7 +404,7 @@ fn memory_limit_refuses_big_models_before_allocating() {
     let out = run(nngpu(d).args(["-t", "--memory-limit", "64K", "a.nng"]));
     let stderr = assert_fails(&out, "nngpu: a.nng: the model needs");
     assert!(stderr.contains("above the limit of 64.0 KiB"), "{stderr}");
-    for size in ["1M", "1MiB", "2m", "0", "max"] {
+    for size in ["2M", "2MiB", "3m", "0", "max"] {
         assert_ok(&run(nngpu(d).args(["-t", "--memory-limit", size, "a.nng"])));
     }
     assert_ok(&run(nngpu(d).args(["-t", "-M", "1G", "a.nng"])));
