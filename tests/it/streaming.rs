@@ -23,7 +23,11 @@ fn text(len: usize, seed: u64) -> Vec<u8> {
     while out.len() < len {
         let word = WORDS[(rng.next_u64() % WORDS.len() as u64) as usize];
         out.extend_from_slice(word.as_bytes());
-        out.push(if rng.next_u64() % 8 == 0 { b'\n' } else { b' ' });
+        out.push(if rng.next_u64().is_multiple_of(8) {
+            b'\n'
+        } else {
+            b' '
+        });
     }
     out.truncate(len);
     out
