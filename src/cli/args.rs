@@ -75,7 +75,8 @@ struct Cli {
     /// Output file ("-" for standard output); only with a single input.
     #[arg(short, long, value_name = "OUT")]
     output: Option<PathBuf>,
-    /// Write to standard output.
+    /// Write to standard output (several inputs: one archive after the other, which decode
+    /// to the inputs joined).
     #[arg(short = 'c', long, visible_alias = "to-stdout")]
     stdout: bool,
     /// Overwrite existing outputs; compress files already ending in .nng; read a terminal.
