@@ -4,6 +4,9 @@
 //!   and repetitive data, the seed's digit data and real text, plus determinism.
 //! - `cli`: the `nngpu` binary's file naming, standard streams, overwrite rules and flags.
 //! - `habits`: zstd's and xz's habits, one test per row of README.md's habits table.
+//! - `streaming`: the binary as a stream: more than a mebibyte through pipes, joined archives,
+//!   `-T` that leaves the archive unchanged, outputs refused before any work, and SIGINT and
+//!   SIGTERM that leave no temporary file behind.
 //! - `terminal`: terminals on standard input and output, under a pseudo-terminal (`script`).
 //! - `corrupt`: flipped bits, truncation, foreign files and trailing bytes are errors, never
 //!   panics and never a half-written output.

@@ -75,7 +75,8 @@ struct Cli {
     /// Output file ("-" for standard output); only with a single input.
     #[arg(short, long, value_name = "OUT")]
     output: Option<PathBuf>,
-    /// Write to standard output.
+    /// Write to standard output (several inputs: one archive after the other, which decode
+    /// to the inputs joined).
     #[arg(short = 'c', long, visible_alias = "to-stdout")]
     stdout: bool,
     /// Overwrite existing outputs; compress files already ending in .nng; read a terminal.
@@ -104,6 +105,13 @@ struct Cli {
     #[arg(short = 'M', long, visible_alias = "memlimit", value_name = "SIZE",
           value_parser = parse_size)]
     memory_limit: Option<u64>,
+    /// Cut each input into independent frames of SIZE bytes (at least 64K; 0 or max: one
+    /// frame), e.g. 64M. Frames cost some ratio, and their archives can be split and joined.
+    #[arg(long, value_name = "SIZE", value_parser = parse_frame_size)]
+    frame_size: Option<u64>,
+    /// Use at most N threads (0: one per core); the archive does not depend on it.
+    #[arg(short = 'T', long, value_name = "N", default_value_t = 0)]
+    threads: usize,
     /// Which backend runs the model.
     #[arg(long, value_enum, env = "NNGPU_BACKEND", default_value = "auto")]
     backend: BackendArg,
@@ -192,6 +200,10 @@ pub struct Settings {
     pub streams: Option<u32>,
     /// Bytes of model state allowed.
     pub memory_limit: u64,
+    /// `--frame-size`; `None`: one frame per input.
+    pub frame_size: Option<u64>,
+    /// `-T`: most threads; 0 is one per core.
+    pub threads: usize,
     /// `--backend`.
     pub backend: BackendChoice,
     /// `--adapter`.
@@ -251,6 +263,8 @@ pub fn parse(argv: impl IntoIterator<Item = OsString>) -> Result<Settings, clap:
         level: cli.level.level(),
         streams: cli.streams,
         memory_limit: cli.memory_limit.unwrap_or(DEFAULT_MEMORY_LIMIT),
+        frame_size: cli.frame_size.filter(|&size| size != u64::MAX),
+        threads: cli.threads,
         backend: match cli.backend {
             BackendArg::Auto => BackendChoice::Auto,
             BackendArg::Gpu => BackendChoice::Gpu,
@@ -297,6 +311,19 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
     number
         .checked_mul(1 << shift)
         .ok_or_else(|| format!("{text:?} is too large"))
+}
+
+/// Smallest `--frame-size`: below it a frame's header and model reset cost too much ratio.
+const MIN_FRAME_SIZE: u64 = 64 << 10;
+
+/// A `--frame-size`: a size as `parse_size` reads it, at least 64 KiB (`0` and `max`, read as
+/// no limit, mean one frame per input).
+fn parse_frame_size(text: &str) -> Result<u64, String> {
+    let size = parse_size(text)?;
+    if size < MIN_FRAME_SIZE {
+        return Err(format!("a frame holds at least 64K, not {text:?}"));
+    }
+    Ok(size)
 }
 
 #[cfg(test)]
@@ -386,5 +413,25 @@ mod tests {
         assert!(parse_size("-1").is_err());
         assert!(parse_size("99999999999999999999").is_err());
         assert!(parse_size("99999999999T").is_err());
+    }
+
+    #[test]
+    fn frame_sizes_and_threads() {
+        assert_eq!(settings(&[]).frame_size, None);
+        assert_eq!(
+            settings(&["--frame-size", "64K"]).frame_size,
+            Some(64 << 10)
+        );
+        assert_eq!(settings(&["--frame-size", "2G"]).frame_size, Some(2 << 30));
+        assert_eq!(settings(&["--frame-size", "max"]).frame_size, None);
+        assert_eq!(settings(&["--frame-size", "0"]).frame_size, None);
+        for small in ["65535", "1K", "12X"] {
+            let argv = ["nngpu", "--frame-size", small].map(OsString::from);
+            assert!(parse(argv).is_err(), "{small}");
+        }
+        assert_eq!(settings(&[]).threads, 0);
+        assert_eq!(settings(&["-T", "3"]).threads, 3);
+        assert_eq!(settings(&["-T1", "--threads", "2"]).threads, 2);
+        assert!(parse(["nngpu", "-T", "x"].map(OsString::from)).is_err());
     }
 }

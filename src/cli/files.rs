@@ -1,17 +1,22 @@
-//! Files: output names derived from input names, reading inputs (never compressed data from a
+//! Files: output names derived from input names, opening inputs (never compressed data from a
 //! terminal), and writing outputs safely.
 //!
-//! An output is written to a temporary file beside its destination, given the input's mode
-//! and modification time, flushed to disk and only then renamed into place, so an error never
-//! leaves a half-written file and `--rm` never deletes an input whose output is not safely
-//! on disk. An existing file is replaced only with `--force`.
+//! An output is written, as it is produced, to a temporary file beside its destination
+//! created before any work; it is given the input's mode and modification time, flushed to
+//! disk and only then renamed into place, so an error or a signal never leaves a half-written
+//! file and `--rm` never deletes an input whose output is not safely on disk. An existing file
+//! is replaced only with `--force`.
 
 use std::fs::{self, File, FileTimes, Metadata};
-use std::io::{self, IsTerminal, Read, Write};
+use std::io::{self, BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
+
+use nngpu::error::io_message;
+use tempfile::NamedTempFile;
 
 use super::Problem;
 use super::args::Mode;
+use super::cleanup;
 
 /// Suffix of compressed files.
 pub const SUFFIX: &str = "nng";
@@ -44,15 +49,6 @@ pub fn derived_name(mode: Mode, input: &Path, force: bool) -> Result<PathBuf, Pr
     }
 }
 
-/// An I/O error as a message: the system's text without Rust's " (os error N)" tail.
-pub fn io_message(err: &io::Error) -> String {
-    let text = err.to_string();
-    match text.find(" (os error ") {
-        Some(at) => text[..at].to_string(),
-        None => text,
-    }
-}
-
 /// Refuses standard input when it is a terminal (`path` is `None`): compressed data is never
 /// read from one, and typing into the compressor by accident is refused too unless `force`.
 pub fn refuse_terminal_input(path: Option<&Path>, mode: Mode, force: bool) -> Result<(), Problem> {
@@ -72,62 +68,17 @@ pub fn refuse_terminal_input(path: Option<&Path>, mode: Mode, force: bool) -> Re
     Ok(())
 }
 
-/// Reads a whole input: the file at `path` (with its metadata, for the output's attributes),
-/// or standard input (after `refuse_terminal_input`).
-pub fn read_input(path: Option<&Path>) -> Result<(Vec<u8>, Option<Metadata>), Problem> {
-    match path {
-        Some(p) => {
-            let mut file = File::open(p).map_err(|e| Problem::Error(io_message(&e)))?;
-            let meta = file
-                .metadata()
-                .map_err(|e| Problem::Error(io_message(&e)))?;
-            if meta.is_dir() {
-                return Err(Problem::Warning("is a directory, skipping".into()));
-            }
-            let mut data = Vec::new();
-            // Fallible: an input larger than memory is an error, not an abort.
-            data.try_reserve_exact(meta.len() as usize)
-                .map_err(|_| Problem::Error("too large to read into memory".into()))?;
-            file.read_to_end(&mut data)
-                .map_err(|e| Problem::Error(io_message(&e)))?;
-            Ok((data, Some(meta)))
-        }
-        None => {
-            let mut data = Vec::new();
-            io::stdin()
-                .lock()
-                .read_to_end(&mut data)
-                .map_err(|e| Problem::Error(io_message(&e)))?;
-            Ok((data, None))
-        }
-    }
-}
-
-/// The first `head` bytes of the file at `path` (fewer if it is shorter), its length, and its
-/// last `N` bytes (zeros if it is shorter): what a listing needs, without reading the rest.
-pub fn read_ends<const N: usize>(
-    path: &Path,
-    head: usize,
-) -> Result<(Vec<u8>, u64, [u8; N]), Problem> {
-    use std::io::{Seek, SeekFrom};
-    let fail = |e: io::Error| Problem::Error(io_message(&e));
-    let mut file = File::open(path).map_err(fail)?;
-    let meta = file.metadata().map_err(fail)?;
+/// Opens the input file at `path` for reading, with its metadata (for the output's
+/// attributes and the input's size). A directory is skipped with a warning.
+pub fn open_input(path: &Path) -> Result<(File, Metadata), Problem> {
+    let file = File::open(path).map_err(|e| Problem::Error(io_message(&e)))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| Problem::Error(io_message(&e)))?;
     if meta.is_dir() {
         return Err(Problem::Warning("is a directory, skipping".into()));
     }
-    let len = meta.len();
-    let mut first = Vec::new();
-    (&mut file)
-        .take(head as u64)
-        .read_to_end(&mut first)
-        .map_err(fail)?;
-    let mut last = [0u8; N];
-    if len >= N as u64 {
-        file.seek(SeekFrom::End(-(N as i64))).map_err(fail)?;
-        file.read_exact(&mut last).map_err(fail)?;
-    }
-    Ok((first, len, last))
+    Ok((file, meta))
 }
 
 /// Whether `a` and `b` name the same existing file.
@@ -153,56 +104,119 @@ fn parent_dir(path: &Path) -> &Path {
     }
 }
 
-/// Writes `bytes` to `path`: a temporary file beside it gets the bytes, the mode (without
-/// set-id bits) and the modification time of `like` (the input, if it is a file), is flushed
-/// with fsync, and is renamed into place; then the directory is flushed, so the new name is
-/// on disk before anyone deletes the input. Without `force` an existing `path` is never
-/// replaced, even one that appeared while nngpu worked. Errors name what failed; on any error
-/// nothing is left behind.
-pub fn write_file(
-    path: &Path,
-    bytes: &[u8],
-    like: Option<&Metadata>,
+/// An output file being written: a temporary file beside its destination, registered for
+/// removal on a signal (`cleanup`). `finish` gives it the input's mode (without set-id bits)
+/// and modification time, flushes it with fsync and renames it into place; then the directory
+/// is flushed, so the new name is on disk before anyone deletes the input. Without `force` an
+/// existing destination is never replaced, even one that appeared while nngpu worked. Dropped
+/// unfinished (on any error), it removes the temporary file.
+pub struct Output {
+    /// The temporary file, buffered; `None` once finished.
+    tmp: Option<BufWriter<NamedTempFile>>,
+    path: PathBuf,
     force: bool,
-) -> Result<(), Problem> {
-    let dir = parent_dir(path);
-    let error = |what: &str, e: &io::Error| Problem::Error(format!("{what}: {}", io_message(e)));
-    let mut builder = tempfile::Builder::new();
-    builder.prefix(".nngpu-").suffix(".tmp");
-    // Created as a new file would be (0666 less the umask) when there is no input file to
-    // copy the mode from.
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        builder.permissions(fs::Permissions::from_mode(0o666));
+}
+
+impl Output {
+    /// Creates the temporary file for `path`, before any work, so an output that cannot be
+    /// written fails first.
+    pub fn create(path: &Path, force: bool) -> Result<Output, Problem> {
+        let dir = parent_dir(path);
+        let mut builder = tempfile::Builder::new();
+        builder.prefix(".nngpu-").suffix(".tmp");
+        // Created as a new file would be (0666 less the umask) when there is no input file to
+        // copy the mode from.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            builder.permissions(fs::Permissions::from_mode(0o666));
+        }
+        let mut open = cleanup::registry();
+        let tmp = builder
+            .tempfile_in(dir)
+            .map_err(|e| failed(&format!("cannot create a file in {}", dir.display()), &e))?;
+        open.push(tmp.path().to_path_buf());
+        Ok(Output {
+            tmp: Some(BufWriter::with_capacity(WRITE_BUFFER, tmp)),
+            path: path.to_path_buf(),
+            force,
+        })
     }
-    let mut tmp = builder
-        .tempfile_in(dir)
-        .map_err(|e| error(&format!("cannot create a file in {}", dir.display()), &e))?;
-    tmp.write_all(bytes)
-        .map_err(|e| error("cannot write", &e))?;
+
+    /// Where the output's bytes go, as the coder produces them.
+    pub fn writer(&mut self) -> &mut dyn Write {
+        self.tmp
+            .as_mut()
+            .expect("an output is written only before it is finished")
+    }
+
+    /// Completes the output: attributes of `like` (the input, if it is a file), fsync, rename
+    /// into place, fsync of the directory. Errors name what failed; nothing is left behind.
+    pub fn finish(mut self, like: Option<&Metadata>) -> Result<(), Problem> {
+        // Until the rename, an error leaves the file to `drop`, which removes it.
+        let buffered = self.tmp.as_mut().expect("an output is finished once");
+        buffered.flush().map_err(|e| failed("cannot write", &e))?;
+        complete(buffered.get_ref(), like)?;
+        if let Some(buffered) = self.tmp.take() {
+            self.rename(buffered.into_parts().0)?;
+        }
+        let dir = parent_dir(&self.path);
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| failed(&format!("cannot flush the directory {}", dir.display()), &e))
+    }
+
+    /// Renames `tmp` into place and forgets it, both while the registry is locked.
+    fn rename(&self, tmp: NamedTempFile) -> Result<(), Problem> {
+        let mut open = cleanup::registry();
+        let tmp_path = tmp.path().to_path_buf();
+        let persisted = if self.force {
+            tmp.persist(&self.path)
+        } else {
+            tmp.persist_noclobber(&self.path)
+        };
+        // A failed rename drops (removes) the temporary file here, still under the lock.
+        let result = persisted.map(drop).map_err(|e| {
+            if e.error.kind() == io::ErrorKind::AlreadyExists {
+                Problem::Error("already exists (use -f to overwrite)".into())
+            } else {
+                failed("cannot rename into place", &e.error)
+            }
+        });
+        open.retain(|p| *p != tmp_path);
+        result
+    }
+}
+
+impl Drop for Output {
+    fn drop(&mut self) {
+        if let Some(buffered) = self.tmp.take() {
+            let mut open = cleanup::registry();
+            let (tmp, _unwritten) = buffered.into_parts();
+            let tmp_path = tmp.path().to_path_buf();
+            drop(tmp);
+            open.retain(|p| *p != tmp_path);
+        }
+    }
+}
+
+/// Bytes buffered before a write to the output file.
+const WRITE_BUFFER: usize = 1 << 16;
+
+/// A problem with an output file: what failed, and the system's reason.
+fn failed(what: &str, err: &io::Error) -> Problem {
+    Problem::Error(format!("{what}: {}", io_message(err)))
+}
+
+/// Gives the written temporary file the attributes of `like` and flushes it to disk.
+fn complete(tmp: &NamedTempFile, like: Option<&Metadata>) -> Result<(), Problem> {
     if let Some(meta) = like {
         copy_attributes(tmp.as_file(), meta)
-            .map_err(|e| error("cannot set the mode or time", &e))?;
+            .map_err(|e| failed("cannot set the mode or time", &e))?;
     }
     tmp.as_file()
         .sync_all()
-        .map_err(|e| error("cannot flush", &e))?;
-    let persisted = if force {
-        tmp.persist(path)
-    } else {
-        tmp.persist_noclobber(path)
-    };
-    persisted.map_err(|e| {
-        if e.error.kind() == io::ErrorKind::AlreadyExists {
-            Problem::Error("already exists (use -f to overwrite)".into())
-        } else {
-            error("cannot rename into place", &e.error)
-        }
-    })?;
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| error(&format!("cannot flush the directory {}", dir.display()), &e))
+        .map_err(|e| failed("cannot flush", &e))
 }
 
 /// Gives `file` the permission bits and access and modification times of `meta`.

@@ -1,7 +1,8 @@
 //! The `nngpu` command: zstd's and xz's habits over the library.
 //!
 //! - `args`: the flags and what they mean together (mode, level, verbosity);
-//! - `files`: output names, reading inputs, writing outputs safely;
+//! - `cleanup`: temporary outputs, removed on SIGINT and SIGTERM;
+//! - `files`: output names, opening inputs, writing outputs safely;
 //! - `modes`: what compress, decompress, test and list do with one input.
 //!
 //! Every input is handled on its own: a failure is reported (once, as
@@ -9,6 +10,7 @@
 //! input failed, else 2 if any was skipped with a warning, else 0.
 
 mod args;
+mod cleanup;
 mod files;
 mod modes;
 
@@ -17,8 +19,9 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use args::{Mode, OutputChoice, Settings};
+use args::{Mode, Settings};
 use nngpu::backend::BackendChoice;
+use nngpu::error::io_message;
 
 /// Why one input did not go through.
 #[derive(Debug)]
@@ -41,7 +44,7 @@ impl Problem {
         } else {
             Problem::Output(
                 PathBuf::from("(stdout)"),
-                format!("cannot write: {}", files::io_message(&err)),
+                format!("cannot write: {}", io_message(&err)),
             )
         }
     }
@@ -93,7 +96,7 @@ pub fn run(argv: impl IntoIterator<Item = OsString>) -> ExitCode {
         verbosity: settings.verbosity,
         status: 0,
     };
-    if let Err(message) = check_run(&settings) {
+    if let Err(message) = check_run(&settings).and_then(|()| start(&settings)) {
         reporter.error(&message.0, &message.1);
         return ExitCode::from(reporter.status);
     }
@@ -119,17 +122,6 @@ pub fn run(argv: impl IntoIterator<Item = OsString>) -> ExitCode {
 
 /// Checks that concern the whole run, before any input is read: `(subject, message)`.
 fn check_run(settings: &Settings) -> Result<(), (String, String)> {
-    if settings.mode == Mode::Compress
-        && settings.output == OutputChoice::Stdout
-        && settings.inputs.len() > 1
-    {
-        return Err((
-            "-c".into(),
-            "several inputs would become joined archives, which format version 1 cannot \
-             read; compress them one by one or with tar"
-                .into(),
-        ));
-    }
     if settings.inputs.iter().filter(|i| i.is_none()).count() > 1 {
         return Err((files::STDIN_NAME.into(), "given more than once".into()));
     }
@@ -143,6 +135,19 @@ fn check_run(settings: &Settings) -> Result<(), (String, String)> {
                 nngpu::backend::gpu::no_adapter_message(Some(name)),
             ));
         }
+    }
+    Ok(())
+}
+
+/// Sets up the process before any input: the signal handler that removes temporary outputs,
+/// and rayon's pool of `-T` threads (left to rayon, one per core, for `-T 0`).
+fn start(settings: &Settings) -> Result<(), (String, String)> {
+    cleanup::install().map_err(|e| ("signals".into(), format!("cannot install a handler: {e}")))?;
+    if settings.threads > 0 {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(settings.threads)
+            .build_global()
+            .map_err(|e| ("-T".into(), e.to_string()))?;
     }
     Ok(())
 }

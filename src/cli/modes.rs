@@ -1,18 +1,20 @@
 //! What each mode does with one input: compress, decompress, test or list it.
 
-use std::io::{self, IsTerminal};
+use std::fs::File;
+use std::io::{self, BufReader, BufWriter, IsTerminal, Read, Write};
 use std::path::Path;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use nngpu::format::listing::{Listing, learning_rate};
+use nngpu::error::io_message;
+use nngpu::format::listing::{Forward, Listing, learning_rate};
 use nngpu::model::memory::describe_bytes;
-use nngpu::{Options, Outcome};
+use nngpu::{Options, Report};
 
 use super::Problem;
 use super::args::{Mode, OutputChoice, Settings};
-use super::files::{self, STDIN_NAME};
+use super::files::{self, Output, STDIN_NAME};
 
 /// Where one input's output goes.
 enum Sink {
@@ -30,7 +32,8 @@ fn options(settings: &Settings) -> Options {
         adapter: settings.adapter.clone(),
         streams: settings.streams,
         memory_limit: settings.memory_limit,
-        ..Options::default()
+        frame_size: settings.frame_size,
+        threads: settings.threads,
     }
 }
 
@@ -64,69 +67,120 @@ fn choose_sink(settings: &Settings, input: Option<&Path>) -> Result<Sink, Proble
     }
 }
 
-/// A progress bar on standard error, drawn only when it is a terminal and not hidden by -q.
-fn progress_bar(total: u64, settings: &Settings) -> ProgressBar {
+/// A progress bar on standard error, drawn only when it is a terminal and not hidden by -q:
+/// against `total` original bytes when known in advance, else bytes and speed alone.
+fn progress_bar(total: Option<u64>, settings: &Settings) -> ProgressBar {
     if settings.verbosity < 1 {
         return ProgressBar::hidden();
     }
-    let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
-    if let Ok(style) = ProgressStyle::with_template(
-        "{bar:40} {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec}, {eta} left",
-    ) {
+    let bar = ProgressBar::with_draw_target(total, ProgressDrawTarget::stderr());
+    let template = if total.is_some() {
+        "{bar:40} {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec}, {eta} left"
+    } else {
+        "{spinner} {binary_bytes} {binary_bytes_per_sec}, {elapsed}"
+    };
+    if let Ok(style) = ProgressStyle::with_template(template) {
         bar.set_style(style);
+    }
+    if total.is_none() {
+        bar.enable_steady_tick(Duration::from_millis(200));
     }
     bar
 }
 
-/// Compresses, decompresses or tests one input (`None`: standard input).
+/// The problem a failed run is: a write error is the output's, a broken pipe ends the run.
+fn problem(err: nngpu::Error, sink: &Sink) -> Problem {
+    match (err, sink) {
+        (nngpu::Error::Write(e), Sink::Stdout) => Problem::from_stdout(e),
+        (err @ nngpu::Error::Write(_), Sink::File(out)) => {
+            Problem::Output(out.clone(), err.to_string())
+        }
+        (err, _) => Problem::Error(err.to_string()),
+    }
+}
+
+/// Compresses, decompresses or tests one input (`None`: standard input), streaming it from
+/// the input to the output as it is coded.
 pub fn code(settings: &Settings, input: Option<&Path>) -> Result<(), Problem> {
     files::refuse_terminal_input(input, settings.mode, settings.force)?;
     let sink = choose_sink(settings, input)?;
-    let (data, meta) = files::read_input(input)?;
-    let options = options(settings);
-    let compress = settings.mode == Mode::Compress;
-    let total = if compress { data.len() as u64 } else { 0 };
-    let bar = progress_bar(total, settings);
-    let mut report = |done: u64| bar.set_position(done);
-    let started = Instant::now();
-    let result = if compress {
-        nngpu::compress_with_progress(&data, &options, &mut report)
-    } else {
-        nngpu::decompress_with_progress(&data, &options, &mut report)
+    let opened = input.map(files::open_input).transpose()?;
+    let mut output = match &sink {
+        Sink::File(out) => Some(Output::create(out, settings.force).map_err(|p| p.about(out))?),
+        Sink::Stdout | Sink::Nowhere => None,
     };
-    bar.finish_and_clear();
-    let outcome: Outcome = result.map_err(|e| Problem::Error(e.to_string()))?;
+    let size_hint = opened.as_ref().map(|(_, meta)| meta.len());
+    let started = Instant::now();
+    let report = match &opened {
+        Some((file, _)) => run(
+            settings,
+            &sink,
+            &mut BufReader::new(file),
+            size_hint,
+            &mut output,
+        ),
+        None => run(settings, &sink, &mut io::stdin().lock(), None, &mut output),
+    }?;
     let seconds = started.elapsed().as_secs_f64();
-    match &sink {
-        Sink::Stdout => files::write_stdout(&outcome.bytes).map_err(Problem::from_stdout)?,
-        Sink::File(out) => files::write_file(out, &outcome.bytes, meta.as_ref(), settings.force)
-            .map_err(|p| p.about(out))?,
-        Sink::Nowhere => {}
+    if let (Some(output), Sink::File(out)) = (output, &sink) {
+        let like = opened.as_ref().map(|(_, meta)| meta);
+        output.finish(like).map_err(|p| p.about(out))?;
     }
     if settings.verbosity >= 2 {
-        summary(settings, input, &data, &outcome, seconds);
+        summary(settings, input, &sink, &report, seconds);
     }
     if let (true, Some(path), Sink::File(_)) = (settings.remove_input, input, &sink) {
         std::fs::remove_file(path)
-            .map_err(|e| Problem::Error(format!("cannot remove: {}", files::io_message(&e))))?;
+            .map_err(|e| Problem::Error(format!("cannot remove: {}", io_message(&e))))?;
     }
     Ok(())
 }
 
-/// `-v`: sizes, bits per byte, speed and backend of one run; `-vv` the model too.
-fn summary(
+/// Runs the coder from `reader` (of `size_hint` bytes, if it is a file) to the sink (`output`
+/// when it is a file), with a progress bar: against the input's length when compressing a
+/// file; otherwise the original size is not known until the end.
+fn run(
     settings: &Settings,
-    input: Option<&Path>,
-    data: &[u8],
-    outcome: &Outcome,
-    seconds: f64,
-) {
-    let name = input.map_or(STDIN_NAME.into(), |p| p.display().to_string());
-    let (original, compressed) = if settings.mode == Mode::Compress {
-        (data.len(), outcome.bytes.len())
-    } else {
-        (outcome.bytes.len(), data.len())
+    sink: &Sink,
+    reader: &mut dyn Read,
+    size_hint: Option<u64>,
+    output: &mut Option<Output>,
+) -> Result<Report, Problem> {
+    let mut stdout;
+    let mut nowhere = io::sink();
+    let writer: &mut dyn Write = match (output, sink) {
+        (Some(output), _) => output.writer(),
+        (None, Sink::Stdout) => {
+            stdout = BufWriter::with_capacity(STDOUT_BUFFER, io::stdout().lock());
+            &mut stdout
+        }
+        (None, _) => &mut nowhere,
     };
+    let options = options(settings);
+    let compress = settings.mode == Mode::Compress;
+    let bar = progress_bar(if compress { size_hint } else { None }, settings);
+    let mut progress = |done: u64| bar.set_position(done);
+    let result = if compress {
+        nngpu::compress_stream(reader, writer, size_hint, &options, &mut progress)
+    } else {
+        nngpu::decompress_stream(reader, writer, &options, &mut progress)
+    };
+    bar.finish_and_clear();
+    let report = result.map_err(|e| problem(e, sink))?;
+    writer
+        .flush()
+        .map_err(|e| problem(nngpu::Error::Write(e), sink))?;
+    Ok(report)
+}
+
+/// Bytes gathered before a write to standard output (which is line-buffered by itself).
+const STDOUT_BUFFER: usize = 1 << 16;
+
+/// `-v`: sizes, bits per byte, speed and backend of one run; `-vv` the model too, when the
+/// archive is a file to list.
+fn summary(settings: &Settings, input: Option<&Path>, sink: &Sink, report: &Report, seconds: f64) {
+    let name = input.map_or(STDIN_NAME.into(), |p| p.display().to_string());
+    let (original, compressed) = (report.original_bytes, report.archive_bytes);
     let bits_per_byte = if original == 0 {
         0.0
     } else {
@@ -140,15 +194,16 @@ fn summary(
     eprintln!(
         "{name}: {verdict}{original} -> {compressed} bytes, {bits_per_byte:.4} bits/byte, {:.1} KB/s, backend {}",
         original as f64 / seconds.max(1e-9) / 1000.0,
-        outcome.backend,
+        report.backend,
     );
     if settings.verbosity >= 3 {
-        let archive = if settings.mode == Mode::Compress {
-            &outcome.bytes[..]
-        } else {
-            data
+        let archive = match (settings.mode, sink) {
+            (Mode::Compress, Sink::File(out)) => Some(out.as_path()),
+            (Mode::Compress, _) => None,
+            _ => input,
         };
-        if let Ok(listing) = Listing::of_archive(archive) {
+        let listing = archive.and_then(|path| Listing::read(&mut File::open(path).ok()?).ok());
+        if let Some(listing) = listing {
             eprint!("{}", details(&listing));
         }
     }
@@ -158,14 +213,10 @@ fn summary(
 /// with -v, or one JSON line with --json.
 pub fn list(settings: &Settings, input: Option<&Path>, first: bool) -> Result<(), Problem> {
     files::refuse_terminal_input(input, Mode::List, settings.force)?;
-    // A file is listed from its header and its last bytes alone, however large it is.
+    // Only the headers are read: a file's payloads are skipped with seeks.
     let listing = match input {
-        Some(path) => {
-            let mut file =
-                std::fs::File::open(path).map_err(|e| Problem::Error(files::io_message(&e)))?;
-            Listing::read(&mut file)
-        }
-        None => Listing::of_archive(&files::read_input(None)?.0),
+        Some(path) => Listing::read(&mut files::open_input(path)?.0),
+        None => Listing::read(&mut Forward(io::stdin().lock())),
     }
     .map_err(|e| Problem::Error(e.to_string()))?;
     let name = input.map_or(STDIN_NAME.into(), |p| p.display().to_string());

@@ -182,7 +182,7 @@ mod tests {
                 };
                 // Mostly the likely bit, sometimes the unlikely one.
                 let likely = u8::from(p >= 2048);
-                let bit = if (r >> 40) % 10 == 0 {
+                let bit = if (r >> 40).is_multiple_of(10) {
                     1 - likely
                 } else {
                     likely

@@ -237,7 +237,7 @@ mod tests {
         let peak = (rng.next() % 256) as usize;
         let mut left = 65536 - 256;
         for _ in 0..4 {
-            let i = if rng.next() % 2 == 0 {
+            let i = if rng.next().is_multiple_of(2) {
                 peak
             } else {
                 (rng.next() % 256) as usize

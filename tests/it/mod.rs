@@ -7,5 +7,6 @@ mod golden;
 mod habits;
 mod roundtrip;
 mod simd;
+mod streaming;
 mod terminal;
 mod util;

@@ -360,7 +360,7 @@ fn models_agree(params: ModelParams, steps: usize, seed: u64, batched: bool) {
         };
         let next: Vec<u8> = (0..active)
             .map(|s| {
-                if rng.next() % 4 == 0 {
+                if rng.next().is_multiple_of(4) {
                     rng.next() as u8
                 } else {
                     b"abcab"[(t + s) % 5]
