@@ -11,8 +11,9 @@
 # adapter: send Debian's libvulkan1 libegl1 libglvnd0 libopengl0 libgl1 libglx0 libgles2 .debs
 # along, unpack them there (`dpkg -x`, `ldconfig`) and point the loader at the driver with
 # VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json (the H200 host needed both).
-# A CASE is LEVEL:STREAMS:BYTES:FILE (BYTES 0 = the whole file); FILE is relative to
-# .device/corpus. Every command runs under `timeout` (NNGPU_CHECK_TIMEOUT seconds, default 90),
+# A CASE is LEVEL:STREAMS:BYTES:FILE[:FLAGS] (BYTES 0 = the whole file; STREAMS "s" = the
+# preset's stream schedule; FLAGS = more options, comma-separated, e.g. --frame-size=256K,-T4);
+# FILE is relative to .device/corpus. Every command runs under `timeout` (NNGPU_CHECK_TIMEOUT seconds, default 90),
 # so one slow case cannot eat the host's time; a timed-out run is reported, not hidden.
 set -uo pipefail
 
@@ -24,6 +25,9 @@ work=$(mktemp -d)
 status=0
 
 "$bin" --version
+# Which adapter the GPU backend opens (its name is in -v's summary line).
+head -c 1000 .device/corpus/book1 | timeout "$limit" "$bin" -1 -v --backend gpu -c >/dev/null 2>"$work/log"
+grep -o 'backend .*' "$work/log" || grep -v XDG_RUNTIME_DIR "$work/log"
 # Prints the seconds one run took, or "timeout"/"failed" (and its log) on stderr.
 timed() { # backend mode input output
     local start end rc
@@ -40,15 +44,18 @@ kbs() { # bytes seconds
     *) awk -v n="$1" -v t="$2" 'BEGIN { printf "%.1f", n / t / 1000 }' ;; esac
 }
 
-printf '| level | streams | input | bytes | archive | bits/byte | gpu comp KB/s | cpu comp KB/s | gpu dec KB/s | cpu dec KB/s | gpu = cpu |\n'
-printf '|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---|\n'
+printf '| level | streams | flags | input | bytes | archive | bits/byte | gpu comp KB/s | cpu comp KB/s | gpu dec KB/s | cpu dec KB/s | gpu = cpu |\n'
+printf '|---:|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---|\n'
 for c in "${cases[@]}"; do
-    IFS=: read -r level streams bytes file <<<"$c"
+    IFS=: read -r level streams bytes file extra <<<"$c"
     src=.device/corpus/$file
     in=$work/in
     if [ "$bytes" -gt 0 ]; then head -c "$bytes" "$src" >"$in"; else cp "$src" "$in"; fi
     n=$(stat -c %s "$in")
-    flags=(-"$level" --streams "$streams")
+    flags=(-"$level")
+    [ "$streams" = s ] || flags+=(--streams "$streams")
+    [ -z "${extra:-}" ] || IFS=, read -r -a more <<<"$extra"
+    [ -z "${extra:-}" ] || flags+=("${more[@]}")
     gc=$(timed gpu compress "$in" "$work/g.nng" "${flags[@]}") || status=1
     cc=$(timed cpu compress "$in" "$work/c.nng" "${flags[@]}") || status=1
     same=no
@@ -62,7 +69,8 @@ for c in "${cases[@]}"; do
     fi
     size=$(stat -c %s "$work/g.nng" 2>/dev/null || echo 0)
     bpb=$(awk -v a="$size" -v n="$n" 'BEGIN { printf "%.3f", a * 8 / n }')
-    printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$level" "$streams" "$file" \
+    printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$level" "$streams" \
+        "${extra:-}" "$file" \
         "$n" "$size" "$bpb" "$(kbs "$n" "$gc")" "$(kbs "$n" "$cc")" "$(kbs "$n" "$gd")" \
         "$(kbs "$n" "$cd")" "$same"
     rm -f "$work"/g.nng "$work"/c.nng "$work"/from-*

@@ -10,6 +10,7 @@ use crate::format::{self, BlockHeader, BlockKind, FrameEnd, FrameHeader, Record}
 use crate::mix::{self, StreamMixer};
 use crate::model::memory;
 use crate::model::params::ModelParams;
+use crate::model::schedule;
 
 use super::Options;
 use super::block::{BlockPlan, run_block};
@@ -105,12 +106,25 @@ impl FrameEncoder {
         self.model.backend.describe()
     }
 
+    /// Length of the next block when `available` bytes of the frame remain (at least 1): a
+    /// whole `2^block_log2`, cut short where the schedule changes the width, so that each
+    /// block has one stream count.
+    pub fn next_block_len(&self, available: u64) -> u64 {
+        let params = &self.model.header.params;
+        let mut len = (1u64 << params.block_log2).min(available);
+        if !self.fixed_streams {
+            let to_next = schedule::bytes_to_next_width(params.streams, self.model.position);
+            len = len.min(to_next);
+        }
+        len
+    }
+
     /// The frame's header bytes.
     pub fn header_bytes(&self) -> [u8; format::FRAME_HEADER_LEN] {
         self.model.header.to_bytes()
     }
 
-    /// Codes the next block of the frame (`1..=2^block_log2` bytes) and appends its record
+    /// Codes the next block of the frame (`1..=next_block_len` bytes) and appends its record
     /// and payload to `out`: coded, or raw if coding would not make it smaller.
     pub fn encode_block(
         &mut self,
@@ -122,7 +136,7 @@ impl FrameEncoder {
         let streams = if self.fixed_streams {
             params.streams
         } else {
-            crate::model::schedule::block_streams(params.streams, self.model.position)
+            schedule::block_streams(params.streams, self.model.position)
         }
         .min(u32::try_from(data.len()).unwrap_or(u32::MAX));
         let mut encoder = BinaryEncoder::new();

@@ -108,14 +108,13 @@ fn one_by_one(
     let mut coded = Vec::new();
     loop {
         let header = frame_header(options, size_hint, report.original_bytes, frame_size);
-        let block_size = 1u64 << header.params.block_log2;
-        let mut want = block_size.min(frame_size);
+        let mut encoder = FrameEncoder::new(header, options.streams.is_some(), options)?;
+        let mut want = encoder.next_block_len(frame_size);
         let mut got = read_up_to(input, &mut block, want)?;
         // Every archive has a frame, even an empty input's; later frames need data.
         if got == 0 && report.original_bytes > 0 {
             return Ok(());
         }
-        let mut encoder = FrameEncoder::new(header, options.streams.is_some(), options)?;
         if report.backend.is_empty() {
             report.backend = encoder.backend();
         }
@@ -129,10 +128,10 @@ fn one_by_one(
             write(output, &coded, report)?;
             report.original_bytes += got as u64;
             in_frame += got as u64;
-            want = block_size.min(frame_size - in_frame);
-            if ended || want == 0 {
+            if ended || in_frame == frame_size {
                 break;
             }
+            want = encoder.next_block_len(frame_size - in_frame);
             got = read_up_to(input, &mut block, want)?;
             ended = (got as u64) < want;
         }
@@ -151,8 +150,12 @@ fn encode_frame(
 ) -> Result<(Vec<u8>, String), Error> {
     let mut encoder = FrameEncoder::new(header, options.streams.is_some(), options)?;
     let mut out = encoder.header_bytes().to_vec();
-    for block in data.chunks(1 << header.params.block_log2) {
+    let mut rest = data;
+    while !rest.is_empty() {
+        let len = encoder.next_block_len(rest.len() as u64) as usize;
+        let (block, after) = rest.split_at(len);
         encoder.encode_block(block, &mut out, &mut |_| {})?;
+        rest = after;
     }
     let backend = encoder.backend();
     out.extend_from_slice(&encoder.finish());

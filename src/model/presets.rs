@@ -31,13 +31,13 @@ const fn lr(per_million: u32) -> u32 {
 /// most bytes of mixing tables. The learning rates are half of those the LSTM alone did best
 /// with: beside the mixing stage a steadier LSTM helps more (see `schedule`).
 const PRESETS: [Preset; 9] = [
-    preset(1, 32, 16, 3000, 16, 24),
-    preset(1, 64, 16, 2500, 16, 25),
-    preset(1, 96, 20, 2000, 32, 26),
-    preset(2, 64, 20, 2000, 32, 27),
-    preset(2, 96, 20, 2000, 64, 28),
-    preset(2, 128, 20, 2000, 128, 28),
-    preset(3, 128, 20, 2000, 128, 28),
+    preset(1, 32, 16, 3000, 256, 24),
+    preset(1, 64, 16, 2500, 256, 25),
+    preset(1, 96, 20, 2000, 256, 26),
+    preset(2, 64, 20, 2000, 256, 27),
+    preset(2, 96, 20, 2000, 256, 28),
+    preset(2, 128, 20, 2000, 256, 28),
+    preset(3, 128, 20, 2000, 256, 28),
     preset(3, 256, 20, 1500, 256, 28),
     preset(4, 352, 20, 1500, 256, 28),
 ];

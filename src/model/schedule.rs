@@ -1,36 +1,55 @@
-//! The schedule: how many streams each block of a frame is coded in, and Adam's step size for
-//! each update. Both depend only on the frame's header and the position in the frame (never
-//! on the input's total length, which standard input does not have), so every encoder picks
-//! the same stream counts and every decoder and backend the same rates.
+//! The schedule: how a frame is cut into blocks, how many streams each block is coded in, and
+//! Adam's step size for each update. All of it depends only on the frame's header and the
+//! position in the frame (never on the input's total length, which standard input does not
+//! have), so every encoder cuts the same blocks and every decoder and backend uses the same
+//! rates.
 //!
-//! Learning rate, measured with the mixing stage (preset 5, CPU twin, alice29.txt and the
-//! first 300 KB of book1): a start boosted 3× and decaying to the base rate over 64 KiB per
-//! stream cost 1.5 % and 1.0 %; decaying from 1× to ½× cost up to 0.4 % against a constant ½×,
-//! which was best, so the presets carry that constant rate and the rate is flat in the
-//! position.
+//! Streams: a young model needs many updates per byte, and one update covers a window of
+//! every stream's steps, so a frame starts narrow and doubles its width each time it has coded
+//! as much again: one stream for the first `2 × RAMP_BYTES`, two up to twice that, four up to
+//! four times, … up to the header's most streams, reached after `RAMP_BYTES × max` bytes
+//! (4 MiB for 256 streams). Each doubling costs `RAMP_BYTES` decoder steps, so a long frame
+//! runs at full width almost all the time; blocks end where the width changes.
+//!
+//! Learning rate: the presets' base rates were tuned in one stream with the mixing stage
+//! (preset 5, CPU twin, alice29.txt and the first 300 KB of book1: a start boosted 3× and
+//! decaying over 64 KiB per stream cost 1.5 % and 1.0 %, a constant rate was best). With `B`
+//! streams each update averages `B` times as many bytes and comes `B` times less often per
+//! byte, so the rate grows with the width, as √B (Adam's usual rule for a larger batch; NNCP
+//! uses 4·10⁻³ at 32 streams and 10⁻² at 256, about √B between the two).
 
-use crate::model::params::ModelParams;
+use crate::model::params::{MAX_LEARNING_RATE_Q24, ModelParams};
 
-/// Bytes of a frame per doubling of the stream count: the block at `position` uses
-/// `2^⌊log2(1 + position / STREAM_DOUBLING_BYTES)⌋` streams, up to the frame's most. Streams
-/// learn together (shared weights), but each update then covers more bytes, so a young model
-/// runs narrow.
-const STREAM_DOUBLING_BYTES: u64 = 4 << 20;
+/// Bytes coded per stream between two doublings of the width.
+const RAMP_BYTES: u64 = 16 << 10;
 
 /// Streams for the block that starts at byte `position` of a frame whose blocks may use at
-/// most `max_streams` streams: `1..=max_streams`, never decreasing with `position`.
+/// most `max_streams` streams: a power of two (or `max_streams`) in `1..=max_streams`, never
+/// decreasing with `position`.
 pub fn block_streams(max_streams: u32, position: u64) -> u32 {
-    let steps = 1 + position / STREAM_DOUBLING_BYTES;
-    let width = 1u64 << steps.ilog2();
+    let doublings = (position / RAMP_BYTES).max(1).ilog2();
+    let width = 1u64 << doublings.min(32);
     width.min(u64::from(max_streams.max(1))) as u32
 }
 
+/// Bytes from `position` to the next change of `block_streams` (`u64::MAX` once the width is
+/// the most): the encoder ends a block there, so that each block has one width.
+pub fn bytes_to_next_width(max_streams: u32, position: u64) -> u64 {
+    let width = block_streams(max_streams, position);
+    if width >= max_streams {
+        return u64::MAX;
+    }
+    RAMP_BYTES * u64::from(width) * 2 - position
+}
+
 /// Adam's learning rate (Q24) for an update of a block coded in `streams` streams, after
-/// `position` bytes of the frame were coded (all streams together). Always within
-/// `1..=MAX_LEARNING_RATE_Q24` for valid `params`.
+/// `position` bytes of the frame were coded (all streams together): the header's base rate
+/// times √streams (in Q8, rounded down), within `1..=MAX_LEARNING_RATE_Q24`.
 pub fn learning_rate_q24(params: &ModelParams, position: u64, streams: u32) -> u32 {
-    let _ = (position, streams);
-    params.learning_rate_q24
+    let _ = position;
+    let sqrt_q8 = (u64::from(streams.max(1)) << 16).isqrt();
+    let rate = (u64::from(params.learning_rate_q24) * sqrt_q8) >> 8;
+    rate.clamp(1, u64::from(MAX_LEARNING_RATE_Q24)) as u32
 }
 
 #[cfg(test)]
@@ -39,18 +58,49 @@ mod tests {
 
     #[test]
     fn streams_double_and_stop_at_the_most() {
-        let mib = 1u64 << 20;
-        assert_eq!(block_streams(64, 0), 1);
-        assert_eq!(block_streams(64, 4 * mib - 1), 1);
-        assert_eq!(block_streams(64, 4 * mib), 2);
-        assert_eq!(block_streams(64, 12 * mib), 4);
-        assert_eq!(block_streams(64, 1 << 40), 64);
+        let k = 1u64 << 10;
+        assert_eq!(block_streams(256, 0), 1);
+        assert_eq!(block_streams(256, 32 * k - 1), 1);
+        assert_eq!(block_streams(256, 32 * k), 2);
+        assert_eq!(block_streams(256, 64 * k), 4);
+        assert_eq!(block_streams(256, 4096 * k), 256);
+        assert_eq!(block_streams(256, 1 << 40), 256);
         assert_eq!(block_streams(3, 1 << 40), 3);
         let mut last = 0;
-        for position in (0..1u64 << 32).step_by(1 << 22) {
+        for position in (0..1u64 << 24).step_by(4096) {
             let s = block_streams(256, position);
             assert!(s >= last && (1..=256).contains(&s));
             last = s;
         }
+    }
+
+    #[test]
+    fn blocks_end_where_the_width_changes() {
+        for max in [1u32, 3, 16, 256] {
+            let mut position = 0u64;
+            while block_streams(max, position) < max {
+                let width = block_streams(max, position);
+                let len = bytes_to_next_width(max, position);
+                assert!(len > 0 && len < u64::MAX);
+                assert_eq!(block_streams(max, position + len - 1), width);
+                assert!(block_streams(max, position + len) > width);
+                position += len;
+            }
+            assert_eq!(bytes_to_next_width(max, position), u64::MAX);
+        }
+    }
+
+    #[test]
+    fn the_rate_grows_as_the_square_root_of_the_width() {
+        let params = crate::model::presets::params_for(5, None);
+        let base = params.learning_rate_q24;
+        assert_eq!(learning_rate_q24(&params, 0, 1), base);
+        assert_eq!(learning_rate_q24(&params, 0, 4), 2 * base);
+        assert_eq!(learning_rate_q24(&params, 0, 256), 16 * base);
+        let two = learning_rate_q24(&params, 0, 2);
+        assert!((two as f64 / base as f64 - 2f64.sqrt()).abs() < 0.01);
+        let mut big = params;
+        big.learning_rate_q24 = MAX_LEARNING_RATE_Q24;
+        assert_eq!(learning_rate_q24(&big, 0, 65_536), MAX_LEARNING_RATE_Q24);
     }
 }
