@@ -45,7 +45,7 @@ fn run() -> Result<(), String> {
     };
     let mut data = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
     data.truncate(limit);
-    let mut params = presets::params_for(level, data.len() as u64);
+    let mut params = presets::params_for(level, Some(data.len() as u64));
     params.streams = 1;
     let mut backend = CpuBackend::new(&params);
     let window = params.window as usize;

@@ -22,7 +22,7 @@
 //!   table the way the twin builds it (`1 + ⌊p·(2^16 − 256)⌋`, the rest to the first largest
 //!   logit), to separate the cost of the table from that of the model's arithmetic;
 //! - `int`: the same ideal code length for the CPU twin, `-log2(freq/2^16)` of its frequency
-//!   tables, driving `CpuBackend` through the `Backend` trait with `run_schedule`'s single-stream
+//!   tables, driving `CpuBackend` through the `Backend` trait with `run_block`'s single-stream
 //!   schedule (one forward step per byte, `train` after every full window except the last);
 //! - `diff`: how much longer the integer code is than the float one, in percent;
 //! - `archive`: the real archive of `nngpu::compress` (CPU backend, one stream), in bits/byte,
@@ -543,7 +543,7 @@ impl OnlineModel for CpuBackend {
     }
 }
 
-/// `codec::run_schedule` for one stream: step `t` has input `data[t−1]` (0 at `t = 0`) and
+/// `codec::block::run_block` for one stream: step `t` has input `data[t−1]` (0 at `t = 0`) and
 /// target `data[t]`; training follows every full window except one that ends the data.
 /// Returns the total code length.
 fn run_schedule(model: &mut dyn OnlineModel, data: &[u8], params: &ModelParams) -> Cost {
@@ -557,7 +557,7 @@ fn run_schedule(model: &mut dyn OnlineModel, data: &[u8], params: &ModelParams) 
         total.table += cost.table;
         targets.push(byte);
         if (t + 1) % window == 0 && t + 1 < data.len() {
-            model.train(&targets, schedule::learning_rate_q24(params, t as u64 + 1));
+            model.train(&targets, schedule::learning_rate_q24(params, t as u64 + 1, 1));
             targets.clear();
         }
     }
@@ -696,7 +696,7 @@ fn mean_sd(xs: &[f64]) -> (f64, f64) {
 /// one line per seed, a mean line for several seeds, and `early_update_check` for the first.
 /// The archive is made for the preset's own seed only (`nngpu::compress` takes no other).
 fn measure(name: &str, data: &[u8], level: u8, seeds: u64, min_grad: Real) -> Result<(), String> {
-    let mut params = presets::params_for(level, data.len() as u64);
+    let mut params = presets::params_for(level, Some(data.len() as u64));
     params.streams = 1;
     let base_seed = params.seed;
     let mut runs = Vec::new();
@@ -805,7 +805,7 @@ fn run() -> Result<(), String> {
     } else {
         0.0
     };
-    let p = presets::params_for(level, 0);
+    let p = presets::params_for(level, Some(0));
     println!(
         "level {level}: {} x {} cells, window {}, lr {:.6}, one stream; float = {}{}",
         p.layers,

@@ -53,7 +53,7 @@ fn main() -> ExitCode {
             eprintln!("{}: cannot read", path.display());
             return ExitCode::FAILURE;
         };
-        let params = presets::params_for(presets::DEFAULT_LEVEL, data.len() as u64);
+        let params = presets::params_for(presets::DEFAULT_LEVEL, Some(data.len() as u64));
         let budget = mix::stream_budget(params.mix_log2, 1);
         let start = Instant::now();
         let mut stage = StreamMixer::new(budget);
