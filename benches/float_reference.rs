@@ -557,7 +557,10 @@ fn run_schedule(model: &mut dyn OnlineModel, data: &[u8], params: &ModelParams) 
         total.table += cost.table;
         targets.push(byte);
         if (t + 1) % window == 0 && t + 1 < data.len() {
-            model.train(&targets, schedule::learning_rate_q24(params, t as u64 + 1, 1));
+            model.train(
+                &targets,
+                schedule::learning_rate_q24(params, t as u64 + 1, 1),
+            );
             targets.clear();
         }
     }

@@ -51,6 +51,13 @@ pub struct Listing {
     pub frames: Vec<FrameListing>,
 }
 
+impl BlockListing {
+    /// Decoder steps the block takes: one per byte of its longest stream.
+    pub fn steps(&self) -> u64 {
+        self.original_bytes.div_ceil(u64::from(self.streams.max(1)))
+    }
+}
+
 impl FrameListing {
     /// The model state a decoder of this frame needs.
     pub fn memory(&self) -> ModelMemory {
@@ -155,6 +162,16 @@ impl Listing {
         self.frames.iter().map(|f| f.original_bytes).sum()
     }
 
+    /// Decoder steps of all blocks: the archive's original bytes over this is the mean number
+    /// of bytes one step codes, what a GPU's throughput follows.
+    pub fn steps(&self) -> u64 {
+        self.frames
+            .iter()
+            .flat_map(|f| &f.blocks)
+            .map(BlockListing::steps)
+            .sum()
+    }
+
     /// Original bytes per archive byte (higher is better); `None` for an empty archive.
     pub fn ratio(&self) -> Option<f64> {
         (self.archive_bytes > 0).then(|| self.original_bytes() as f64 / self.archive_bytes as f64)
@@ -182,13 +199,14 @@ impl Listing {
         let _ = write!(
             out,
             "{{\"file\":{},\"format_version\":{FORMAT_VERSION},\"archive_bytes\":{},\
-             \"original_bytes\":{},\"ratio\":{},\"bits_per_byte\":{},\"decoder_memory\":{},\
-             \"frames\":[",
+             \"original_bytes\":{},\"ratio\":{},\"bits_per_byte\":{},\"steps\":{},\
+             \"decoder_memory\":{},\"frames\":[",
             json_string(name),
             self.archive_bytes,
             self.original_bytes(),
             json_number(self.ratio()),
             json_number(self.bits_per_byte()),
+            self.steps(),
             memory_json(&self.memory()),
         );
         for (i, frame) in self.frames.iter().enumerate() {
@@ -232,11 +250,12 @@ fn frame_json(out: &mut String, frame: &FrameListing) {
     for (i, b) in frame.blocks.iter().enumerate() {
         let _ = write!(
             out,
-            "{}{{\"bytes\":{},\"coded_bytes\":{},\"streams\":{},\"raw\":{}}}",
+            "{}{{\"bytes\":{},\"coded_bytes\":{},\"streams\":{},\"steps\":{},\"raw\":{}}}",
             if i > 0 { "," } else { "" },
             b.original_bytes,
             b.coded_bytes,
             b.streams,
+            b.steps(),
             b.raw
         );
     }
@@ -373,6 +392,7 @@ mod tests {
             "\"original_bytes\":1000".into(),
             "\"ratio\":".into(),
             "\"bits_per_byte\":".into(),
+            "\"steps\":1000,".into(),
             "\"layers\":1".into(),
             "\"cells\":32".into(),
             "\"window\":16".into(),
@@ -383,7 +403,7 @@ mod tests {
             "\"decoder_memory\":{\"weights\":".into(),
             format!("\"frames\":[{{\"offset\":0,\"bytes\":{len},"),
             format!(
-                "\"blocks\":[{{\"bytes\":1000,\"coded_bytes\":{coded},\"streams\":1,\"raw\":false}}]"
+                "\"blocks\":[{{\"bytes\":1000,\"coded_bytes\":{coded},\"streams\":1,\"steps\":1000,\"raw\":false}}]"
             ),
         ] {
             assert!(json.contains(&field), "{field} missing from {json}");

@@ -255,7 +255,10 @@ fn cli_rejects_foreign_files_and_trailing_bytes() {
     let output = run_with_stdin(nngpu(dir.path()).args(["decompress", "-c"]), &long);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains(&format!("nngpu: (stdin): {at}")), "{stderr}");
+    assert!(
+        stderr.contains(&format!("nngpu: (stdin): {at}")),
+        "{stderr}"
+    );
     assert_eq!(output.stdout, sample().0);
 }
 
