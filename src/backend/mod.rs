@@ -12,7 +12,9 @@ use crate::model::params::ModelParams;
 /// The caller alternates `forward` calls (one per step) and, every `window` steps, one
 /// `train` call over the steps forwarded since the last one. The streams that take part in a
 /// step are always a prefix `0..n` of all streams, and that prefix never grows.
-pub trait Backend {
+///
+/// A backend is `Send`: the encoder runs it on a thread of its own, ahead of the coder.
+pub trait Backend: Send {
     /// A human-readable name: the backend and, for a GPU, its adapter.
     fn describe(&self) -> String;
 

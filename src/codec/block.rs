@@ -2,6 +2,8 @@
 //! backend, and each byte coded through its stream's mixing stage. The encoder and the
 //! decoder share this one schedule (`run_block`), which is what keeps their models in lockstep.
 
+use std::sync::mpsc;
+
 use crate::backend::Backend;
 use crate::error::Error;
 use crate::fixed::SYMBOLS;
@@ -52,73 +54,164 @@ pub struct BlockPlan<'a> {
     pub streams: u32,
 }
 
+/// Windows of tables the model may run ahead of the coder when the data is known.
+const WINDOWS_AHEAD: usize = 2;
+
 /// Runs the model over one block. `code(stream, offset, freqs)` codes (or decodes) the byte
 /// at `offset` of the block, which belongs to `stream`, given the LSTM's table `freqs`, and
 /// returns it. `known` is the block's data when it is known in advance (encoding, or replaying
-/// a raw block): the backend then runs a whole window of steps at once; otherwise
-/// (decoding) one step at a time. The model trains after every `window` steps and on the
-/// block's last, partial window, so each block leaves the backend ready for the next.
-/// `progress` receives the bytes of the block done so far, now and then.
+/// a raw block): the backend then runs a whole window of steps at once, up to
+/// `WINDOWS_AHEAD` windows ahead of `code`, which runs on a thread of its own, since neither
+/// the model's inputs nor its training targets wait for the coder; otherwise (decoding) one step at a time, each after
+/// the previous step's bytes are decoded. Either way the backend sees the same calls in the
+/// same order. The model trains after every `window` steps and on the block's last, partial
+/// window, so each block leaves the backend ready for the next. `progress` receives the bytes
+/// of the block done so far, now and then.
 pub fn run_block(
     backend: &mut dyn Backend,
     plan: &BlockPlan,
     known: Option<&[u8]>,
     progress: &mut dyn FnMut(u64),
-    mut code: impl FnMut(usize, usize, &[u32; SYMBOLS]) -> Result<u8, Error>,
+    code: impl FnMut(usize, usize, &[u32; SYMBOLS]) -> Result<u8, Error> + Send,
 ) -> Result<(), Error> {
     let seg = Segments::new(plan.len, plan.streams as usize);
+    match known {
+        Some(data) => run_ahead(backend, plan, &seg, data, progress, code),
+        None => run_step_by_step(backend, plan, &seg, progress, code),
+    }?;
+    progress(plan.len as u64);
+    Ok(())
+}
+
+/// The windows of a block: `(first step, steps)`, each ending at a multiple of `window` or at
+/// the block's last step.
+fn windows(seg: &Segments, window: usize) -> impl Iterator<Item = (usize, usize)> + '_ {
+    (0..seg.segment)
+        .step_by(window)
+        .map(move |t| (t, window.min(seg.segment - t)))
+}
+
+/// Trains the model on `targets` (the stream-steps run since the last update, `done` bytes of
+/// the block coded by their end).
+fn train(
+    backend: &mut dyn Backend,
+    plan: &BlockPlan,
+    targets: &[u8],
+    done: u64,
+) -> Result<(), Error> {
+    let rate = schedule::learning_rate_q24(plan.params, plan.position + done, plan.streams);
+    backend.train(targets, rate)
+}
+
+/// The known-data path: this thread runs the model window by window and hands each window's
+/// tables to a coder thread. The model stays on the caller's thread because the CPU twin runs
+/// on rayon's pool: called from one of rayon's workers (a caller's `par_iter`), the twin's
+/// work keeps flowing, whereas a rayon worker blocked on the coder would starve it.
+fn run_ahead(
+    backend: &mut dyn Backend,
+    plan: &BlockPlan,
+    seg: &Segments,
+    data: &[u8],
+    progress: &mut dyn FnMut(u64),
+    mut code: impl FnMut(usize, usize, &[u32; SYMBOLS]) -> Result<u8, Error> + Send,
+) -> Result<(), Error> {
     let window = plan.params.window as usize;
-    // The previous symbol of each stream, step by step, for the steps being run. A stream's
-    // first step sees 0, as at the start of the frame: segments are not contiguous with the
-    // stream's previous block.
-    let mut inputs: Vec<Vec<u8>> = vec![vec![0u8; seg.streams]];
+    let (tables_tx, tables_rx) = mpsc::sync_channel::<Vec<u32>>(WINDOWS_AHEAD);
+    // Used table buffers go back to the model's thread, so no window allocates.
+    let (spare_tx, spare_rx) = mpsc::channel::<Vec<u32>>();
+    std::thread::scope(|scope| {
+        let coder = scope.spawn(move || -> Result<(), Error> {
+            for (t, batch) in windows(seg, window) {
+                // A closed channel means the model failed: its error is reported.
+                let Ok(freqs) = tables_rx.recv() else {
+                    return Ok(());
+                };
+                let mut tables = freqs.chunks_exact(SYMBOLS);
+                for u in t..t + batch {
+                    for s in 0..seg.active(u) {
+                        let table = as_table(tables.next().ok_or(Error::InvalidTable)?)?;
+                        code(s, s * seg.segment + u, table)?;
+                    }
+                }
+                let _ = spare_tx.send(freqs);
+            }
+            Ok(())
+        });
+        let modelled = (|| -> Result<(), Error> {
+            let mut inputs: Vec<Vec<u8>> = Vec::new();
+            let mut targets = Vec::new();
+            let mut done = 0u64;
+            for (t, batch) in windows(seg, window) {
+                inputs.resize_with(batch, Vec::new);
+                targets.clear();
+                for (u, step) in inputs.iter_mut().enumerate() {
+                    step.clear();
+                    let tu = t + u;
+                    step.extend((0..seg.active(tu)).map(|s| match tu {
+                        0 => 0,
+                        _ => data[s * seg.segment + tu - 1],
+                    }));
+                    targets.extend((0..seg.active(tu)).map(|s| data[s * seg.segment + tu]));
+                }
+                let steps: Vec<&[u8]> = inputs.iter().map(Vec::as_slice).collect();
+                let freqs = backend.forward(&steps)?;
+                let mut tables = spare_rx.try_recv().unwrap_or_default();
+                tables.clear();
+                tables.extend_from_slice(freqs);
+                if tables_tx.send(tables).is_err() {
+                    // The coder stopped on an error of its own, which it reports.
+                    return Ok(());
+                }
+                let before = done;
+                done += targets.len() as u64;
+                train(backend, plan, &targets, done)?;
+                if done / PROGRESS_INTERVAL != before / PROGRESS_INTERVAL {
+                    progress(done);
+                }
+            }
+            Ok(())
+        })();
+        drop(tables_tx);
+        let coded = coder
+            .join()
+            .unwrap_or_else(|_| Err(Error::InvalidTable));
+        modelled.and(coded)
+    })
+}
+
+/// The decoding path: one step at a time, each step's inputs the bytes just decoded.
+fn run_step_by_step(
+    backend: &mut dyn Backend,
+    plan: &BlockPlan,
+    seg: &Segments,
+    progress: &mut dyn FnMut(u64),
+    mut code: impl FnMut(usize, usize, &[u32; SYMBOLS]) -> Result<u8, Error>,
+) -> Result<(), Error> {
+    let window = plan.params.window as usize;
+    // The previous symbol of each stream. A stream's first step sees 0, as at the start of
+    // the frame: segments are not contiguous with the stream's previous block.
+    let mut inputs = vec![0u8; seg.streams];
     let mut targets = Vec::with_capacity(window * seg.streams);
     let mut done = 0u64;
-    let mut t = 0;
-    let train = |backend: &mut dyn Backend, targets: &mut Vec<u8>, done: u64| {
-        let rate = schedule::learning_rate_q24(plan.params, plan.position + done, plan.streams);
-        let result = backend.train(targets, rate);
-        targets.clear();
-        result
-    };
-    while t < seg.segment {
-        let window_end = ((t / window + 1) * window).min(seg.segment);
-        let batch = if known.is_some() { window_end - t } else { 1 };
-        if let Some(data) = known {
-            inputs.resize_with(batch, Vec::new);
-            for (u, step) in inputs.iter_mut().enumerate() {
-                step.clear();
-                step.extend((0..seg.active(t + u)).map(|s| match t + u {
-                    0 => 0,
-                    tu => data[s * seg.segment + tu - 1],
-                }));
-            }
-        }
-        let steps: Vec<&[u8]> = (0..batch)
-            .map(|u| &inputs[u][..seg.active(t + u)])
-            .collect();
-        let freqs = backend.forward(&steps)?;
+    for t in 0..seg.segment {
+        let active = seg.active(t);
+        let freqs = backend.forward(&[&inputs[..active]])?;
         let before = done;
         let mut tables = freqs.chunks_exact(SYMBOLS);
-        for u in t..t + batch {
-            for s in 0..seg.active(u) {
-                let table = as_table(tables.next().ok_or(Error::InvalidTable)?)?;
-                let symbol = code(s, s * seg.segment + u, table)?;
-                targets.push(symbol);
-                if known.is_none() {
-                    inputs[0][s] = symbol;
-                }
-                done += 1;
-            }
+        for (s, input) in inputs.iter_mut().enumerate().take(active) {
+            let table = as_table(tables.next().ok_or(Error::InvalidTable)?)?;
+            let symbol = code(s, s * seg.segment + t, table)?;
+            targets.push(symbol);
+            *input = symbol;
+            done += 1;
         }
-        t += batch;
         if done / PROGRESS_INTERVAL != before / PROGRESS_INTERVAL {
             progress(done);
         }
-        if t % window == 0 || t == seg.segment {
-            train(backend, &mut targets, done)?;
+        if (t + 1) % window == 0 || t + 1 == seg.segment {
+            train(backend, plan, &targets, done)?;
+            targets.clear();
         }
     }
-    progress(plan.len as u64);
     Ok(())
 }

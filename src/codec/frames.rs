@@ -1,11 +1,9 @@
 //! The input cut into frames: one after another, reading and writing block by block, or, when
 //! `Options::frame_size` makes several frames and `Options::threads` allows, several frames at
-//! once on rayon's threads. Both paths give the same bytes: a frame's header depends only on
+//! once, each on a thread of its own (their CPU twins share rayon's pool). Both paths give the same bytes: a frame's header depends only on
 //! the options, the size hint and where the frame starts, and its blocks only on its data.
 
 use std::io::{Read, Write};
-
-use rayon::prelude::*;
 
 use super::frame::FrameEncoder;
 use super::{Options, Progress, Report};
@@ -196,10 +194,21 @@ fn in_parallel(
         if batch.is_empty() {
             return Ok(());
         }
-        let frames: Vec<Result<(Vec<u8>, String), Error>> = batch
-            .par_iter()
-            .map(|(header, data)| encode_frame(*header, data, options))
-            .collect();
+        // One thread of its own per frame, not rayon's: a frame's coder waits on its model's
+        // thread, whose CPU twin needs rayon's workers free to run.
+        let frames: Vec<Result<(Vec<u8>, String), Error>> = std::thread::scope(|scope| {
+            let workers: Vec<_> = batch
+                .iter()
+                .map(|(header, data)| scope.spawn(|| encode_frame(*header, data, options)))
+                .collect();
+            workers
+                .into_iter()
+                .map(|w| {
+                    w.join()
+                        .unwrap_or_else(|_| Err(Error::Gpu("a frame's thread panicked".into())))
+                })
+                .collect()
+        });
         for (frame, (_, data)) in frames.into_iter().zip(&batch) {
             let (bytes, backend) = frame?;
             if report.backend.is_empty() {
