@@ -4,7 +4,9 @@
 //! a shader of the same name; `bias_update` and `embedding_update` are both `vector_update`.
 //! The forward shaders each fuse several steps that stay separate functions here:
 //! `layer_forward` gathers a layer's input, then runs `gates_forward` and `cell_forward`;
-//! `head_softmax` runs `head_forward`, then `softmax_freq`. Each works on all active streams
+//! `head_softmax` runs `head_forward`, then `softmax_freq`. The shader `symbol_order` only
+//! lists the window's stream-steps by input symbol for `vector_update`'s embeddings, which
+//! `embedding_update` sums in one pass instead. Each works on all active streams
 //! of one step (`streams` rows of its per-stream inputs and outputs, row-major).
 //!
 //! The heavy work goes through three primitives with one path per instruction set (`Isa`):

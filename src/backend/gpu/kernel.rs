@@ -17,6 +17,7 @@ pub fn source(name: &str) -> &'static str {
         "input_grad" => include_str!("../../../shaders/input_grad.wgsl"),
         "cell_backward" => include_str!("../../../shaders/cell_backward.wgsl"),
         "matrix_update" => include_str!("../../../shaders/matrix_update.wgsl"),
+        "symbol_order" => include_str!("../../../shaders/symbol_order.wgsl"),
         "vector_update" => include_str!("../../../shaders/vector_update.wgsl"),
         other => unreachable!("no kernel named {other}"),
     }
@@ -231,7 +232,8 @@ impl Kernel {
     }
 
     /// Records a dispatch of `groups` workgroups, for kernels whose workgroups each own a tile
-    /// of streams (`layer_forward`, `head_softmax`), reading its `struct Step` from byte
+    /// of streams (`layer_forward`, `head_softmax`) or the whole window (`symbol_order`),
+    /// reading its `struct Step` from byte
     /// `step_offset` of the step buffer.
     pub fn record_groups(&self, pass: &mut wgpu::ComputePass, step_offset: u32, groups: usize) {
         if groups == 0 {

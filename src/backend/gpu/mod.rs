@@ -78,6 +78,8 @@ pub struct GpuBackend {
     head_input_grad: Kernel,
     head_update: Kernel,
     head_bias_update: Kernel,
+    /// Groups the window's stream-steps by input symbol for the embedding updates.
+    symbol_order: Kernel,
     /// Active streams of each recorded step.
     active: Vec<usize>,
     freqs: Vec<u32>,
@@ -255,6 +257,7 @@ impl GpuBackend {
         let probs_win = zeros("probs", 4 * steps * SYMBOLS);
         let dlogits_win = zeros("dlogits", 4 * steps * SYMBOLS);
         let dhead = zeros("dhead", 4 * streams * lh);
+        let by_symbol = zeros("by symbol", 4 * (SYMBOLS + 1 + steps));
         let staging = device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("staging"),
             size: (4 * steps * SYMBOLS) as u64,
@@ -382,7 +385,7 @@ impl GpuBackend {
                     &embedded,
                     &[
                         (&b.dz, Read),
-                        (&symbols_win, Read),
+                        (&by_symbol, Read),
                         (&masters[ei], ReadWrite),
                         (&moments[ei], ReadWrite),
                     ],
@@ -392,7 +395,7 @@ impl GpuBackend {
                     &dims,
                     &[
                         (&b.dz, Read),
-                        (&symbols_win, Read),
+                        (&by_symbol, Read),
                         (&masters[bi], ReadWrite),
                         (&moments[bi], ReadWrite),
                     ],
@@ -415,6 +418,11 @@ impl GpuBackend {
                     (&freqs_win, ReadWrite),
                     (&probs_win, ReadWrite),
                 ],
+            ),
+            symbol_order: k(
+                "symbol_order",
+                &base,
+                &[(&symbols_win, Read), (&by_symbol, ReadWrite)],
             ),
             tile,
             step_dispatches: 0,
@@ -452,7 +460,7 @@ impl GpuBackend {
                 &head_dims,
                 &[
                     (&dlogits_win, Read),
-                    (&symbols_win, Read),
+                    (&by_symbol, Read),
                     (&masters[head + 1], ReadWrite),
                     (&moments[head + 1], ReadWrite),
                 ],
@@ -654,6 +662,7 @@ impl Backend for GpuBackend {
             }
             let at = self.write_step(2 * self.shape.window, 0, 0, recorded, learning_rate_q24);
             let rows = self.shape.gate_rows();
+            self.symbol_order.record_groups(&mut pass, at, 1);
             for (l, lk) in self.layers.iter().enumerate() {
                 lk.update_matrix
                     .record(&mut pass, at, rows * self.shape.layer_inputs(l));

@@ -502,6 +502,82 @@ fn matrix_update_matches_the_twin() {
     );
 }
 
+#[test]
+fn embedding_and_bias_updates_match_the_twin() {
+    let Some(ctx) = context() else { return };
+    let mut rng = Rng(5);
+    let (n, rows, lr) = (37usize, 12usize, 67_108u32);
+    // A few frequent symbols, some rare ones, most never seen.
+    let symbols: Vec<u8> = (0..n)
+        .map(|_| match rng.next() % 4 {
+            0 => rng.next() as u8,
+            _ => b"ab\xff\0"[(rng.next() % 4) as usize],
+        })
+        .collect();
+    let dz = rng.values(n * rows, fixed::GRAD_LIMIT);
+    let moments = |rng: &mut Rng, len: usize| -> Vec<u64> {
+        (0..len)
+            .map(|i| {
+                if i % 3 == 0 {
+                    0
+                } else {
+                    rng.next() >> (i % 40)
+                }
+            })
+            .collect()
+    };
+    let opt = kernels::Optimizer {
+        lr_q24: lr as i64,
+        beta2_shift: 13,
+    };
+    let order = run_kernel(
+        &ctx,
+        "symbol_order",
+        &[],
+        [0, 0, n as u32, 0],
+        &[
+            (symbols.iter().map(|&s| s as u32).collect(), Access::Read),
+            (vec![0; SYMBOLS + 1 + n], Access::ReadWrite),
+        ],
+        Dispatch::Groups(1),
+    )
+    .swap_remove(1);
+    for embedded in [true, false] {
+        let len = if embedded { SYMBOLS * rows } else { rows };
+        let master = rng.values(len, fixed::MASTER_LIMIT);
+        let v = moments(&mut rng, len);
+        let (mut want_w, mut want_v) = (master.clone(), v.clone());
+        if embedded {
+            let mut grad = Vec::new();
+            kernels::embedding_update(&opt, &dz, &symbols, &mut want_w, &mut want_v, &mut grad);
+        } else {
+            kernels::bias_update(&opt, &dz, &mut want_w, &mut want_v);
+        }
+        let out = run_kernel(
+            &ctx,
+            "vector_update",
+            &[
+                ("ROWS", Value::U32(rows as u32)),
+                ("EMBEDDED", Value::Bool(embedded)),
+            ],
+            [0, 0, n as u32, lr],
+            &[
+                (as_u32(&dz), Access::Read),
+                (order.clone(), Access::Read),
+                (as_u32(&master), Access::ReadWrite),
+                (bytemuck::cast_slice(&v).to_vec(), Access::ReadWrite),
+            ],
+            Dispatch::Threads(len),
+        );
+        assert_eq!(as_i32(&out[2]), want_w, "embedded: {embedded}");
+        assert_eq!(
+            bytemuck::cast_slice::<u32, u64>(&out[3]),
+            want_v.as_slice(),
+            "embedded: {embedded}"
+        );
+    }
+}
+
 /// Steps and trains both backends on the same seeded symbols and compares every frequency
 /// table and, at the end, every weight. The CPU twin runs one step at a time; the GPU runs
 /// whole windows per call when `batched` (as the encoder does), single steps otherwise.
