@@ -1,8 +1,10 @@
 // Gradient and Adam step of a bias (EMBEDDED = false, as `kernels::bias_update`) or of a
 // 256 × ROWS embedding (EMBEDDED = true, as `kernels::embedding_update`: each row sums the
-// stream-steps whose input symbol it embeds). One invocation per value.
+// stream-steps whose input symbol it embeds, listed by `symbol_order`). One invocation per
+// value; the sums are exact in i64, in window order.
 @group(0) @binding(2) var<storage, read> dz_win: array<i32>;
-@group(0) @binding(3) var<storage, read> symbols_win: array<u32>;
+// `symbol_order`'s index (unused by a bias).
+@group(0) @binding(3) var<storage, read> by_symbol: array<u32>;
 @group(0) @binding(4) var<storage, read_write> master: array<i32>;
 @group(0) @binding(5) var<storage, read_write> second_moment: array<u64>;
 
@@ -16,8 +18,12 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
     let symbol = i / ROWS;
     let r = i % ROWS;
     var acc = i64(0);
-    for (var j = 0u; j < step.recorded; j += 1u) {
-        if !EMBEDDED || symbols_win[j] == symbol {
+    if EMBEDDED {
+        for (var n = by_symbol[symbol]; n < by_symbol[symbol + 1u]; n += 1u) {
+            acc += i64(dz_win[by_symbol[SYMBOLS + 1u + n] * ROWS + r]);
+        }
+    } else {
+        for (var j = 0u; j < step.recorded; j += 1u) {
             acc += i64(dz_win[j * ROWS + r]);
         }
     }

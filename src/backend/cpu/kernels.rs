@@ -1,11 +1,13 @@
 //! The CPU twin of the GPU kernels, in integer Rust. These functions *define* the model's
-//! arithmetic; the shaders are tested against them bit for bit. `gates_forward`,
-//! `cell_forward`, `softmax_freq`, `output_grad`, `input_grad`, `cell_backward` and
-//! `matrix_update` each have a shader of the same name; `head_forward` is the `gates_forward`
-//! shader with the head's sizes, `bias_update` and `embedding_update` are both
-//! `vector_update`, and the shaders `layer_input` and `head_input` only gather activations,
-//! which the CPU twin does in place (`super::streams`). Each works on all active streams of one
-//! step (`streams` rows of its per-stream inputs and outputs, row-major).
+//! arithmetic; the shaders are tested against them bit for bit. `layer_forward`,
+//! `head_softmax`, `output_grad`, `input_grad`, `cell_backward` and `matrix_update` each have
+//! a shader of the same name; `bias_update` and `embedding_update` are both `vector_update`.
+//! The forward shaders each fuse several steps that stay separate functions here:
+//! `layer_forward` gathers a layer's input, then runs `gates_forward` and `cell_forward`;
+//! `head_softmax` runs `head_forward`, then `softmax_freq`. The shader `symbol_order` only
+//! lists the window's stream-steps by input symbol for `vector_update`'s embeddings, which
+//! `embedding_update` sums in one pass instead. Each works on all active streams
+//! of one step (`streams` rows of its per-stream inputs and outputs, row-major).
 //!
 //! The heavy work goes through three primitives with one path per instruction set (`Isa`):
 //! `dot_rows` (forward products), `RowPairs` (input and weight gradients) and `adam_row`.
@@ -143,6 +145,71 @@ pub fn cell_forward(
             h[k] = ((o * t + half) >> ACT_FRAC) as i16;
         }
     }
+}
+
+/// One layer's window rows and state for the streams of one step, all `streams × …`.
+pub struct LayerRows<'a> {
+    /// Receives the matrix input `[h_below, h]` (`h_below` only above layer 0), Q12.
+    pub x: &'a mut [i16],
+    /// Receives the gate activations (forget, output, candidate), Q12.
+    pub gates: &'a mut [i32],
+    /// Receives the cell state before the step, Q12.
+    pub c_prev: &'a mut [i32],
+    /// Receives tanh of the new cell state, Q12.
+    pub tanh_c: &'a mut [i32],
+    /// Hidden state: the previous step's on entry, this step's on return, Q12.
+    pub h: &'a mut [i16],
+    /// Cell state: the previous step's on entry, this step's on return, Q12.
+    pub c: &'a mut [i32],
+}
+
+/// One step of one layer, the twin of `shaders/layer_forward.wgsl`: gathers the input
+/// `x = [h_below, h]` of every stream (just `h` for layer 0, where `h_below` is `None`), then
+/// `gates_forward` (into the scratch `z`) and `cell_forward`, keeping the previous cell state.
+/// `w`, `embedding` and `bias` are as for `gates_forward`.
+pub fn layer_forward(
+    w: &[i16],
+    embedding: &[i32],
+    bias: &[i32],
+    symbols: &[u8],
+    h_below: Option<&[i16]>,
+    rows: LayerRows,
+    z: &mut Vec<i32>,
+) {
+    let streams = symbols.len();
+    let cells = rows.h.len() / streams.max(1);
+    let cols = rows.x.len() / streams.max(1);
+    for s in 0..streams {
+        let own = &rows.h[s * cells..(s + 1) * cells];
+        let xs = &mut rows.x[s * cols..(s + 1) * cols];
+        match h_below {
+            None => xs.copy_from_slice(own),
+            Some(below) => {
+                xs[..cells].copy_from_slice(&below[s * cells..(s + 1) * cells]);
+                xs[cells..].copy_from_slice(own);
+            }
+        }
+    }
+    z.resize(streams * bias.len(), 0);
+    gates_forward(w, embedding, bias, rows.x, symbols, z);
+    rows.c_prev.copy_from_slice(rows.c);
+    cell_forward(cells, z, rows.gates, rows.c, rows.tanh_c, rows.h);
+}
+
+/// The output head and its frequency tables, the twin of `shaders/head_softmax.wgsl`:
+/// `head_forward` (into the scratch `logits`), then `softmax_freq`. `x` is `streams × cols`,
+/// `freqs` and `probs` are `streams × 256`.
+pub fn head_softmax(
+    w: &[i16],
+    bias: &[i32],
+    x: &[i16],
+    logits: &mut Vec<i32>,
+    freqs: &mut [u32],
+    probs: &mut [u32],
+) {
+    logits.resize(freqs.len(), 0);
+    head_forward(w, bias, x, logits);
+    softmax_freq(logits, freqs, probs);
 }
 
 /// Output-head logits: `round((W·x + b) >> 12)`, clamped to `±LOGIT_LIMIT`, Q12.

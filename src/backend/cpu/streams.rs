@@ -49,23 +49,18 @@ pub(super) fn forward(
     let cells = shape.cells;
     let streams = symbols.len();
     for l in 0..shape.layers {
-        let cols = shape.layer_inputs(l);
         let (below, this) = h.split_at_mut(l);
-        for s in 0..streams {
-            let own = &this[0][s * cells..(s + 1) * cells];
-            let xs = &mut x[l][s * cols..(s + 1) * cols];
-            if l == 0 {
-                xs.copy_from_slice(own);
-            } else {
-                xs[..cells].copy_from_slice(&below[l - 1][s * cells..(s + 1) * cells]);
-                xs[cells..].copy_from_slice(own);
-            }
-        }
         let [w, e, b] = layer_tensors(l).map(|i| &params[i]);
-        z.resize(streams * shape.gate_rows(), 0);
-        kernels::gates_forward(&w.forward, &e.master, &b.master, x[l], symbols, z);
-        c_prev[l].copy_from_slice(c[l]);
-        kernels::cell_forward(cells, z, gates[l], c[l], tanh_c[l], h[l]);
+        let rows = kernels::LayerRows {
+            x: &mut *x[l],
+            gates: &mut *gates[l],
+            c_prev: &mut *c_prev[l],
+            tanh_c: &mut *tanh_c[l],
+            h: &mut *this[0],
+            c: &mut *c[l],
+        };
+        let h_below = below.last().map(|b| &**b);
+        kernels::layer_forward(&w.forward, &e.master, &b.master, symbols, h_below, rows, z);
     }
     let head_cols = shape.head_inputs();
     for s in 0..streams {
@@ -75,14 +70,14 @@ pub(super) fn forward(
         }
     }
     let head = shape.head_tensor();
-    logits.resize(streams * SYMBOLS, 0);
-    kernels::head_forward(
+    kernels::head_softmax(
         &params[head].forward,
         &params[head + 1].master,
         head_in,
         logits,
+        freqs,
+        probs,
     );
-    kernels::softmax_freq(logits, freqs, probs);
 }
 
 /// Gradients of the pre-activations that one stream group's backward pass produced, in the

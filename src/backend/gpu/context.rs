@@ -15,6 +15,10 @@ pub struct GpuContext {
     pub description: String,
     /// Largest storage buffer one binding may hold, in bytes.
     pub max_binding: u64,
+    /// Largest workgroup memory one kernel may declare, in bytes.
+    pub max_workgroup_bytes: u32,
+    /// Whether the adapter is a software rasteriser (its cores are few, and wide tiles pay).
+    pub software: bool,
     /// The first uncaptured error wgpu reported, if any.
     errors: Arc<Mutex<Option<String>>>,
 }
@@ -200,6 +204,8 @@ impl GpuContext {
             max_binding: limits
                 .max_storage_buffer_binding_size
                 .min(limits.max_buffer_size),
+            max_workgroup_bytes: limits.max_compute_workgroup_storage_size,
+            software: is_software(&info),
             errors,
         })
     }

@@ -11,15 +11,13 @@ const COMMON: &str = include_str!("../../../shaders/common.wgsl");
 /// Source of each kernel, by name.
 pub fn source(name: &str) -> &'static str {
     match name {
-        "layer_input" => include_str!("../../../shaders/layer_input.wgsl"),
-        "gates_forward" => include_str!("../../../shaders/gates_forward.wgsl"),
-        "cell_forward" => include_str!("../../../shaders/cell_forward.wgsl"),
-        "head_input" => include_str!("../../../shaders/head_input.wgsl"),
-        "softmax_freq" => include_str!("../../../shaders/softmax_freq.wgsl"),
+        "layer_forward" => include_str!("../../../shaders/layer_forward.wgsl"),
+        "head_softmax" => include_str!("../../../shaders/head_softmax.wgsl"),
         "output_grad" => include_str!("../../../shaders/output_grad.wgsl"),
         "input_grad" => include_str!("../../../shaders/input_grad.wgsl"),
         "cell_backward" => include_str!("../../../shaders/cell_backward.wgsl"),
         "matrix_update" => include_str!("../../../shaders/matrix_update.wgsl"),
+        "symbol_order" => include_str!("../../../shaders/symbol_order.wgsl"),
         "vector_update" => include_str!("../../../shaders/vector_update.wgsl"),
         other => unreachable!("no kernel named {other}"),
     }
@@ -119,7 +117,8 @@ pub struct Kernel {
 /// Bytes of `struct Step` in `shaders/common.wgsl`.
 pub const STEP_BYTES: u64 = 16;
 
-/// Threads per workgroup of every kernel (`@workgroup_size(64)` in the shaders).
+/// Threads per workgroup of the kernels dispatched with `Kernel::record`
+/// (`@workgroup_size(64)` in their shaders).
 pub const WORKGROUP: u32 = 64;
 
 impl Kernel {
@@ -230,5 +229,20 @@ impl Kernel {
         // need more than 65,535 workgroups (`largest_dispatch`).
         debug_assert!(groups <= 65_535);
         pass.dispatch_workgroups(groups, 1, 1);
+    }
+
+    /// Records a dispatch of `groups` workgroups, for kernels whose workgroups each own a tile
+    /// of streams (`layer_forward`, `head_softmax`) or the whole window (`symbol_order`),
+    /// reading its `struct Step` from byte
+    /// `step_offset` of the step buffer.
+    pub fn record_groups(&self, pass: &mut wgpu::ComputePass, step_offset: u32, groups: usize) {
+        if groups == 0 {
+            return;
+        }
+        pass.set_pipeline(&self.pipeline);
+        pass.set_bind_group(0, &self.bind_group, &[step_offset]);
+        // `GpuBackend::new` refuses a model whose stream tiles would need more (`stream_tile`).
+        debug_assert!(groups <= 65_535);
+        pass.dispatch_workgroups(groups as u32, 1, 1);
     }
 }

@@ -36,9 +36,7 @@ struct StepUniform {
 
 /// Kernels of one layer.
 struct LayerKernels {
-    input: Kernel,
-    gates: Kernel,
-    cell: Kernel,
+    forward: Kernel,
     backward: Kernel,
     input_grad: Kernel,
     update_matrix: Kernel,
@@ -71,13 +69,17 @@ pub struct GpuBackend {
     /// Every tensor's Q24 master values, for tests that compare with the CPU twin.
     masters: Vec<wgpu::Buffer>,
     layers: Vec<LayerKernels>,
-    head_input: Kernel,
-    head_forward: Kernel,
-    softmax: Kernel,
+    head: Kernel,
+    /// Streams per workgroup of the forward kernels (`stream_tile`).
+    tile: usize,
+    /// Dispatches the last `forward` recorded per step.
+    step_dispatches: usize,
     output_grad: Kernel,
     head_input_grad: Kernel,
     head_update: Kernel,
     head_bias_update: Kernel,
+    /// Groups the window's stream-steps by input symbol for the embedding updates.
+    symbol_order: Kernel,
     /// Active streams of each recorded step.
     active: Vec<usize>,
     freqs: Vec<u32>,
@@ -86,13 +88,14 @@ pub struct GpuBackend {
 /// Largest number of threads one dispatch may cover (65,535 workgroups of 64).
 const MAX_INVOCATIONS: usize = 65_535 * kernel::WORKGROUP as usize;
 
-/// Threads of the largest dispatch `forward` and `train` record for `shape`: the per-stream
-/// kernels (`streams ×` the widest row), and the updates of whole tensors, of which the
-/// deepest layer's matrix (`3·cells × 2·cells` from layer 1 on) and the head's are the
-/// largest.
+/// Threads of the largest one-thread-per-value dispatch `train` records for `shape`: the
+/// per-stream backward kernels (`streams ×` the widest of a layer's inputs, the head's inputs
+/// and the logits), and the updates of whole tensors, of which the deepest layer's matrix
+/// (`3·cells × 2·cells` from layer 1 on) and the head's are the largest. (The forward
+/// kernels dispatch one workgroup per stream tile, `stream_tile`.)
 fn largest_dispatch(shape: &Shape) -> usize {
     let rows = shape.gate_rows();
-    let widest = [rows, 2 * shape.cells, shape.head_inputs(), SYMBOLS]
+    let widest = [2 * shape.cells, shape.head_inputs(), SYMBOLS]
         .into_iter()
         .max()
         .unwrap_or(SYMBOLS);
@@ -106,6 +109,35 @@ fn largest_dispatch(shape: &Shape) -> usize {
     .into_iter()
     .max()
     .unwrap_or(0)
+}
+
+/// Columns of the head's input that pass through workgroup memory at a time.
+const HEAD_CHUNK: usize = 256;
+
+/// Most streams one workgroup of the forward kernels handles.
+const MAX_TILE: usize = 8;
+
+/// Streams per workgroup of the forward kernels, `None` when none fits `workgroup_bytes` of
+/// workgroup memory or `streams` would need more than 65,535 workgroups.
+///
+/// A wider tile reads each weight once for more streams; a narrower one spreads the step over
+/// more of a GPU's cores, which is what a step's latency wants while there are fewer streams
+/// than about 128 (the cores of a large GPU). A software adapter has only a few cores, which
+/// the widest tile keeps busy. The tile decides no bit of the result.
+fn stream_tile(shape: &Shape, software: bool, workgroup_bytes: usize) -> Option<usize> {
+    let layer_bytes = 4 * shape.layer_inputs(shape.layers - 1);
+    // `head_softmax` also keeps three `SYMBOLS`-long trees.
+    let head_bytes = 4 * HEAD_CHUNK;
+    let fits = (workgroup_bytes / layer_bytes)
+        .min(workgroup_bytes.saturating_sub(3 * 4 * SYMBOLS) / head_bytes)
+        .min(MAX_TILE);
+    let wanted = if software {
+        MAX_TILE
+    } else {
+        shape.streams.div_ceil(128)
+    };
+    let tile = wanted.clamp(1, fits.max(1));
+    (fits >= 1 && shape.streams.div_ceil(tile) <= 65_535).then_some(tile)
 }
 
 impl GpuBackend {
@@ -147,6 +179,12 @@ impl GpuBackend {
                 "{streams} streams of {cells} cells need {largest_dispatch} threads in one dispatch, more than {MAX_INVOCATIONS}"
             )));
         }
+        let Some(tile) = stream_tile(&shape, ctx.software, ctx.max_workgroup_bytes as usize) else {
+            return Err(Error::BackendUnavailable(format!(
+                "{streams} streams of {cells} cells need more than the adapter's {} bytes of workgroup memory, or more than 65,535 workgroups",
+                ctx.max_workgroup_bytes
+            )));
+        };
         // The window buffers hold `steps` rows of at most `widest` i32s; a tensor's second
         // moments are its largest buffer (u64 each).
         let largest_tensor = shape.tensors().iter().map(|t| t.len()).max().unwrap_or(0);
@@ -218,9 +256,8 @@ impl GpuBackend {
         let freqs_win = zeros("freqs", 4 * steps * SYMBOLS);
         let probs_win = zeros("probs", 4 * steps * SYMBOLS);
         let dlogits_win = zeros("dlogits", 4 * steps * SYMBOLS);
-        let z = zeros("z", 4 * streams * rows);
-        let logits = zeros("logits", 4 * streams * SYMBOLS);
         let dhead = zeros("dhead", 4 * streams * lh);
+        let by_symbol = zeros("by symbol", 4 * (SYMBOLS + 1 + steps));
         let staging = device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("staging"),
             size: (4 * steps * SYMBOLS) as u64,
@@ -238,7 +275,13 @@ impl GpuBackend {
             c.insert("ROWS", Value::U32(0));
             c.insert("COLS", Value::U32(0));
             c.insert("EMBEDDED", Value::Bool(false));
-            c.insert("LIMIT", Value::I32(0));
+            c.insert("STREAM_TILE", Value::U32(tile as u32));
+            c.insert("CHUNK", Value::U32(HEAD_CHUNK as u32));
+            // One cell per thread, in passes of at most 256 threads.
+            c.insert(
+                "WORKGROUP_SIZE",
+                Value::U32(cells.next_multiple_of(32).min(256) as u32),
+            );
             c
         };
         let with = |pairs: &[(&'static str, Value)]| -> Constants {
@@ -287,33 +330,24 @@ impl GpuBackend {
                 ("ROWS", Value::U32(rows as u32)),
                 ("COLS", Value::U32(cols as u32)),
                 ("EMBEDDED", Value::Bool(true)),
-                ("LIMIT", Value::I32(fixed::PREACT_LIMIT)),
             ]);
             let above = if l + 1 < layers { &lb[l + 1].dx } else { &b.dx };
             layer_kernels.push(LayerKernels {
-                input: k("layer_input", &dims, &[(&h_all, Read), (&b.x, ReadWrite)]),
-                gates: k(
-                    "gates_forward",
-                    &embedded,
+                forward: k(
+                    "layer_forward",
+                    &dims,
                     &[
                         (&forwards[wi], Read),
                         (&masters[ei], Read),
                         (&masters[bi], Read),
-                        (&b.x, Read),
                         (&symbols_win, Read),
-                        (&z, ReadWrite),
-                    ],
-                ),
-                cell: k(
-                    "cell_forward",
-                    &dims,
-                    &[
-                        (&z, Read),
-                        (&c_all, ReadWrite),
                         (&h_all, ReadWrite),
+                        (&c_all, ReadWrite),
+                        (&b.x, ReadWrite),
                         (&b.gates, ReadWrite),
                         (&b.c_prev, ReadWrite),
                         (&b.tanh_c, ReadWrite),
+                        (&head_in_win, ReadWrite),
                     ],
                 ),
                 backward: k(
@@ -351,7 +385,7 @@ impl GpuBackend {
                     &embedded,
                     &[
                         (&b.dz, Read),
-                        (&symbols_win, Read),
+                        (&by_symbol, Read),
                         (&masters[ei], ReadWrite),
                         (&moments[ei], ReadWrite),
                     ],
@@ -361,7 +395,7 @@ impl GpuBackend {
                     &dims,
                     &[
                         (&b.dz, Read),
-                        (&symbols_win, Read),
+                        (&by_symbol, Read),
                         (&masters[bi], ReadWrite),
                         (&moments[bi], ReadWrite),
                     ],
@@ -373,38 +407,25 @@ impl GpuBackend {
             ("ROWS", Value::U32(SYMBOLS as u32)),
             ("COLS", Value::U32(lh as u32)),
         ]);
-        let head_logits = with(&[
-            ("ROWS", Value::U32(SYMBOLS as u32)),
-            ("COLS", Value::U32(lh as u32)),
-            ("LIMIT", Value::I32(fixed::LOGIT_LIMIT)),
-        ]);
         let backend = GpuBackend {
-            head_input: k(
-                "head_input",
-                &base,
-                &[(&h_all, Read), (&head_in_win, ReadWrite)],
-            ),
-            head_forward: k(
-                "gates_forward",
-                &head_logits,
+            head: k(
+                "head_softmax",
+                &head_dims,
                 &[
                     (&forwards[head], Read),
                     (&masters[head + 1], Read),
-                    (&masters[head + 1], Read),
                     (&head_in_win, Read),
-                    (&symbols_win, Read),
-                    (&logits, ReadWrite),
-                ],
-            ),
-            softmax: k(
-                "softmax_freq",
-                &base,
-                &[
-                    (&logits, Read),
                     (&freqs_win, ReadWrite),
                     (&probs_win, ReadWrite),
                 ],
             ),
+            symbol_order: k(
+                "symbol_order",
+                &base,
+                &[(&symbols_win, Read), (&by_symbol, ReadWrite)],
+            ),
+            tile,
+            step_dispatches: 0,
             output_grad: k(
                 "output_grad",
                 &base,
@@ -439,7 +460,7 @@ impl GpuBackend {
                 &head_dims,
                 &[
                     (&dlogits_win, Read),
-                    (&symbols_win, Read),
+                    (&by_symbol, Read),
                     (&masters[head + 1], ReadWrite),
                     (&moments[head + 1], ReadWrite),
                 ],
@@ -501,6 +522,13 @@ impl GpuBackend {
         let mut data = map_read(&self.ctx, &self.staging)?;
         data.truncate(bytes);
         Ok(data)
+    }
+
+    /// Compute dispatches the last `forward` recorded per step: one per layer and one for the
+    /// head (the decoder's latency per step grows with it; training adds its dispatches to the
+    /// first step of the next window).
+    pub fn dispatches_per_step(&self) -> usize {
+        self.step_dispatches
     }
 
     /// The Q24 master weights of every tensor, in `Shape::tensors` order (for tests against
@@ -566,7 +594,6 @@ impl Backend for GpuBackend {
         self.ctx
             .queue
             .write_buffer(&self.inputs, 0, bytemuck::cast_slice(&symbols));
-        let cells = self.shape.cells;
         let mut encoder = self.pending.take().unwrap_or_else(|| self.encoder());
         encoder.copy_buffer_to_buffer(
             &self.inputs,
@@ -581,17 +608,11 @@ impl Backend for GpuBackend {
             for (slot, inputs) in steps.iter().enumerate() {
                 let streams = inputs.len();
                 let at = self.write_step(slot, streams, base, 0, 0);
-                for (l, lk) in self.layers.iter().enumerate() {
-                    lk.input
-                        .record(&mut pass, at, streams * self.shape.layer_inputs(l));
-                    lk.gates
-                        .record(&mut pass, at, streams * self.shape.gate_rows());
-                    lk.cell.record(&mut pass, at, streams * cells);
+                let groups = streams.div_ceil(self.tile);
+                for kernel in self.layers.iter().map(|lk| &lk.forward) {
+                    kernel.record_groups(&mut pass, at, groups);
                 }
-                self.head_input
-                    .record(&mut pass, at, streams * self.shape.head_inputs());
-                self.head_forward.record(&mut pass, at, streams * SYMBOLS);
-                self.softmax.record(&mut pass, at, streams);
+                self.head.record_groups(&mut pass, at, groups);
                 base += streams;
             }
         }
@@ -603,6 +624,7 @@ impl Backend for GpuBackend {
             0,
             bytes as u64,
         );
+        self.step_dispatches = self.layers.len() + 1;
         self.submit(encoder)?;
         let data = self.map_staging(bytes)?;
         self.freqs.clear();
@@ -640,6 +662,7 @@ impl Backend for GpuBackend {
             }
             let at = self.write_step(2 * self.shape.window, 0, 0, recorded, learning_rate_q24);
             let rows = self.shape.gate_rows();
+            self.symbol_order.record_groups(&mut pass, at, 1);
             for (l, lk) in self.layers.iter().enumerate() {
                 lk.update_matrix
                     .record(&mut pass, at, rows * self.shape.layer_inputs(l));

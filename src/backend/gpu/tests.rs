@@ -86,15 +86,24 @@ impl Rng {
     }
 }
 
-/// Runs one kernel over `invocations` threads with `step` and the given buffers (contents,
-/// access), and returns every buffer's contents afterwards.
+/// How many threads a test dispatch covers.
+#[derive(Clone, Copy)]
+enum Dispatch {
+    /// This many threads, for kernels of one thread per value (`Kernel::record`).
+    Threads(usize),
+    /// This many workgroups, for kernels of one workgroup per stream tile.
+    Groups(usize),
+}
+
+/// Runs one kernel with `step` and the given buffers (contents, access), and returns every
+/// buffer's contents afterwards.
 fn run_kernel(
     ctx: &GpuContext,
     name: &str,
     extra: &[(&'static str, Value)],
     step: [u32; 4],
     buffers: &[(Vec<u32>, Access)],
-    invocations: usize,
+    dispatch: Dispatch,
 ) -> Vec<Vec<u32>> {
     let device = &ctx.device;
     let usage =
@@ -132,7 +141,9 @@ fn run_kernel(
         ("ROWS", Value::U32(0)),
         ("COLS", Value::U32(0)),
         ("EMBEDDED", Value::Bool(false)),
-        ("LIMIT", Value::I32(0)),
+        ("STREAM_TILE", Value::U32(1)),
+        ("CHUNK", Value::U32(256)),
+        ("WORKGROUP_SIZE", Value::U32(64)),
     ]
     .into_iter()
     .chain(extra.iter().cloned())
@@ -145,7 +156,10 @@ fn run_kernel(
     let mut encoder = device.create_command_encoder(&Default::default());
     {
         let mut pass = encoder.begin_compute_pass(&Default::default());
-        kernel.record(&mut pass, 0, invocations);
+        match dispatch {
+            Dispatch::Threads(n) => kernel.record(&mut pass, 0, n),
+            Dispatch::Groups(n) => kernel.record_groups(&mut pass, 0, n),
+        }
     }
     let staging: Vec<wgpu::Buffer> = gpu
         .iter()
@@ -187,68 +201,218 @@ fn as_i32(v: &[u32]) -> Vec<i32> {
     v.iter().map(|&x| x as i32).collect()
 }
 
-#[test]
-fn gates_forward_matches_the_twin() {
-    let Some(ctx) = context() else { return };
-    let mut rng = Rng(1);
-    let (streams, rows, cols) = (5usize, 24usize, 40usize);
+fn to_i16(v: &[i32]) -> Vec<i16> {
+    v.iter().map(|&x| x as i16).collect()
+}
+
+/// `layer_forward` of layer `layer` (of two) against its twin: `streams` of 6 streams active,
+/// from window row 3 on, in tiles of `tile` streams and passes of `threads` cells.
+fn layer_forward_case(ctx: &GpuContext, layer: usize, cells: usize, tile: usize, threads: u32) {
+    let mut rng = Rng(10 + (layer * 1000 + cells * 10 + tile) as u64);
+    let (layers, all, streams, base) = (2usize, 6usize, 5usize, 3usize);
+    let rows = 3 * cells;
+    let cols = if layer == 0 { cells } else { 2 * cells };
+    let lh = layers * cells;
+    let end = base + streams;
     let w = rng.values(rows * cols, 32767);
-    let x = rng.values(streams * cols, fixed::ONE);
     let emb = rng.values(SYMBOLS * rows, fixed::MASTER_LIMIT);
     let bias = rng.values(rows, fixed::MASTER_LIMIT);
-    let symbols: Vec<u8> = (0..streams).map(|_| rng.next() as u8).collect();
-    let mut want = vec![0; streams * rows];
-    let w16: Vec<i16> = w.iter().map(|&v| v as i16).collect();
-    let x16: Vec<i16> = x.iter().map(|&v| v as i16).collect();
-    kernels::gates_forward(&w16, &emb, &bias, &x16, &symbols, &mut want);
+    let symbols: Vec<u8> = (0..end).map(|_| rng.next() as u8).collect();
+    let h_all = rng.values(layers * all * cells, fixed::ONE);
+    let c_all = rng.values(layers * all * cells, fixed::ONE);
+    let garbage = |rng: &mut Rng, n: usize| rng.values(n, 1000);
+    let x_win = garbage(&mut rng, end * cols);
+    let gates_win = garbage(&mut rng, end * rows);
+    let c_prev_win = garbage(&mut rng, end * cells);
+    let tanh_c_win = garbage(&mut rng, end * cells);
+    let head_in_win = garbage(&mut rng, end * lh);
+
+    let state = |l: usize| l * all * cells..l * all * cells + streams * cells;
+    let mut h = to_i16(&h_all[state(layer)]);
+    let mut c = c_all[state(layer)].to_vec();
+    let below = (layer > 0).then(|| to_i16(&h_all[state(layer - 1)]));
+    let mut x = vec![0i16; streams * cols];
+    let mut gates = vec![0; streams * rows];
+    let mut c_prev = vec![0; streams * cells];
+    let mut tanh_c = vec![0; streams * cells];
+    kernels::layer_forward(
+        &to_i16(&w),
+        &emb,
+        &bias,
+        &symbols[base..],
+        below.as_deref(),
+        kernels::LayerRows {
+            x: &mut x,
+            gates: &mut gates,
+            c_prev: &mut c_prev,
+            tanh_c: &mut tanh_c,
+            h: &mut h,
+            c: &mut c,
+        },
+        &mut Vec::new(),
+    );
     let out = run_kernel(
-        &ctx,
-        "gates_forward",
+        ctx,
+        "layer_forward",
         &[
+            ("LAYERS", Value::U32(layers as u32)),
+            ("LAYER", Value::U32(layer as u32)),
+            ("CELLS", Value::U32(cells as u32)),
+            ("STREAMS", Value::U32(all as u32)),
             ("ROWS", Value::U32(rows as u32)),
             ("COLS", Value::U32(cols as u32)),
-            ("EMBEDDED", Value::Bool(true)),
-            ("LIMIT", Value::I32(fixed::PREACT_LIMIT)),
+            ("STREAM_TILE", Value::U32(tile as u32)),
+            ("WORKGROUP_SIZE", Value::U32(threads)),
         ],
-        [streams as u32, 0, 0, 0],
+        [streams as u32, base as u32, 0, 0],
         &[
             (as_u32(&w), Access::Read),
             (as_u32(&emb), Access::Read),
             (as_u32(&bias), Access::Read),
-            (as_u32(&x), Access::Read),
             (symbols.iter().map(|&s| s as u32).collect(), Access::Read),
-            (vec![0; streams * rows], Access::ReadWrite),
+            (as_u32(&h_all), Access::ReadWrite),
+            (as_u32(&c_all), Access::ReadWrite),
+            (as_u32(&x_win), Access::ReadWrite),
+            (as_u32(&gates_win), Access::ReadWrite),
+            (as_u32(&c_prev_win), Access::ReadWrite),
+            (as_u32(&tanh_c_win), Access::ReadWrite),
+            (as_u32(&head_in_win), Access::ReadWrite),
         ],
-        streams * rows,
+        Dispatch::Groups(streams.div_ceil(tile)),
     );
-    assert_eq!(as_i32(&out[5]), want);
+    let widen = |v: &[i16]| v.iter().map(|&x| x as i32).collect::<Vec<_>>();
+    let case = format!("layer {layer}, {cells} cells, tiles of {tile}, {threads} threads");
+    // This layer's state of the active streams changes; the rest stays as it was.
+    let (mut want_h, mut want_c) = (h_all.clone(), c_all.clone());
+    want_h[state(layer)].copy_from_slice(&widen(&h));
+    want_c[state(layer)].copy_from_slice(&c);
+    assert_eq!(as_i32(&out[4]), want_h, "h, {case}");
+    assert_eq!(as_i32(&out[5]), want_c, "c, {case}");
+    let rows_from = |before: &[i32], width: usize, new: &[i32]| {
+        let mut v = before.to_vec();
+        v[base * width..].copy_from_slice(new);
+        v
+    };
+    assert_eq!(
+        as_i32(&out[6]),
+        rows_from(&x_win, cols, &widen(&x)),
+        "x, {case}"
+    );
+    assert_eq!(
+        as_i32(&out[7]),
+        rows_from(&gates_win, rows, &gates),
+        "gates, {case}"
+    );
+    assert_eq!(
+        as_i32(&out[8]),
+        rows_from(&c_prev_win, cells, &c_prev),
+        "c_prev, {case}"
+    );
+    assert_eq!(
+        as_i32(&out[9]),
+        rows_from(&tanh_c_win, cells, &tanh_c),
+        "tanh c, {case}"
+    );
+    let mut want_head = head_in_win.clone();
+    for s in 0..streams {
+        let at = (base + s) * lh + layer * cells;
+        want_head[at..at + cells].copy_from_slice(&widen(&h[s * cells..(s + 1) * cells]));
+    }
+    assert_eq!(as_i32(&out[10]), want_head, "head input, {case}");
 }
 
 #[test]
-fn softmax_freq_matches_the_twin_on_flat_and_peaked_logits() {
+fn layer_forward_matches_the_twin_in_every_tiling() {
+    let Some(ctx) = context() else { return };
+    for (layer, cells, tile, threads) in [
+        (0, 16, 1, 32),
+        (1, 16, 2, 32),
+        (1, 40, 8, 32),
+        (0, 40, 3, 64),
+    ] {
+        layer_forward_case(&ctx, layer, cells, tile, threads);
+    }
+}
+
+/// `head_softmax` against its twin for 5 streams of `cols` inputs from window row 2 on, in
+/// tiles of `tile` streams and chunks of `chunk` columns.
+fn head_softmax_case(
+    ctx: &GpuContext,
+    (w, bias, x): (&[i32], &[i32], &[i32]),
+    tile: usize,
+    chunk: u32,
+    what: &str,
+) {
+    let (streams, base) = (5usize, 2usize);
+    let cols = w.len() / SYMBOLS;
+    let (mut freqs, mut probs) = (vec![0; streams * SYMBOLS], vec![0; streams * SYMBOLS]);
+    kernels::head_softmax(
+        &to_i16(w),
+        bias,
+        &to_i16(&x[base * cols..]),
+        &mut Vec::new(),
+        &mut freqs,
+        &mut probs,
+    );
+    let before = vec![7u32; (base + streams) * SYMBOLS];
+    let out = run_kernel(
+        ctx,
+        "head_softmax",
+        &[
+            ("ROWS", Value::U32(SYMBOLS as u32)),
+            ("COLS", Value::U32(cols as u32)),
+            ("STREAM_TILE", Value::U32(tile as u32)),
+            ("CHUNK", Value::U32(chunk)),
+        ],
+        [streams as u32, base as u32, 0, 0],
+        &[
+            (as_u32(w), Access::Read),
+            (as_u32(bias), Access::Read),
+            (as_u32(x), Access::Read),
+            (before.clone(), Access::ReadWrite),
+            (before.clone(), Access::ReadWrite),
+        ],
+        Dispatch::Groups(streams.div_ceil(tile)),
+    );
+    let case = format!("{what}, tiles of {tile}, chunks of {chunk}");
+    assert_eq!(out[3][..base * SYMBOLS], before[..base * SYMBOLS], "{case}");
+    assert_eq!(out[3][base * SYMBOLS..], freqs, "freqs, {case}");
+    assert_eq!(out[4][base * SYMBOLS..], probs, "probs, {case}");
+}
+
+#[test]
+fn head_softmax_matches_the_twin_on_random_flat_peaked_and_saturated_logits() {
     let Some(ctx) = context() else { return };
     let mut rng = Rng(2);
-    let streams = 4;
-    let mut logits = rng.values(streams * SYMBOLS, fixed::LOGIT_LIMIT);
-    logits[SYMBOLS..2 * SYMBOLS].fill(0);
-    logits[2 * SYMBOLS..3 * SYMBOLS].fill(-fixed::LOGIT_LIMIT);
-    logits[2 * SYMBOLS + 7] = fixed::LOGIT_LIMIT;
-    let (mut freqs, mut probs) = (vec![0; streams * SYMBOLS], vec![0; streams * SYMBOLS]);
-    kernels::softmax_freq(&logits, &mut freqs, &mut probs);
-    let out = run_kernel(
-        &ctx,
-        "softmax_freq",
-        &[],
-        [streams as u32, 0, 0, 0],
-        &[
-            (as_u32(&logits), Access::Read),
-            (vec![0; streams * SYMBOLS], Access::ReadWrite),
-            (vec![0; streams * SYMBOLS], Access::ReadWrite),
-        ],
-        streams,
+    let cols = 40;
+    let n = 7 * cols;
+    let random = (
+        rng.values(SYMBOLS * cols, 32767),
+        rng.values(SYMBOLS, fixed::MASTER_LIMIT),
+        rng.values(n, fixed::ONE),
     );
-    assert_eq!(out[1], freqs);
-    assert_eq!(out[2], probs);
+    // Every logit equal: the rounding remainder goes to symbol 0.
+    let flat = (vec![0; SYMBOLS * cols], vec![0; SYMBOLS], random.2.clone());
+    // Two equal largest logits, at 7 and 200: the remainder goes to 7.
+    let mut peak = vec![-fixed::MASTER_LIMIT; SYMBOLS];
+    peak[7] = fixed::MASTER_LIMIT;
+    peak[200] = fixed::MASTER_LIMIT;
+    let peaked = (vec![0; SYMBOLS * cols], peak, random.2.clone());
+    // Extreme weights and inputs: logits clamped at ±LOGIT_LIMIT, e^-d beyond its table.
+    let signs: Vec<i32> = (0..SYMBOLS * cols)
+        .map(|i| if (i / cols) % 3 == 0 { 32767 } else { -32767 })
+        .collect();
+    let saturated = (signs, random.1.clone(), vec![fixed::ONE; n]);
+    for (what, case) in [
+        ("random", &random),
+        ("flat", &flat),
+        ("peaked", &peaked),
+        ("saturated", &saturated),
+    ] {
+        for (tile, chunk) in [(1, 256), (2, 16), (8, 12)] {
+            head_softmax_case(&ctx, (&case.0, &case.1, &case.2), tile, chunk, what);
+        }
+    }
 }
 
 #[test]
@@ -274,7 +438,7 @@ fn input_grad_matches_the_twin_at_the_gradient_limits() {
             (as_u32(&dz), Access::Read),
             (vec![0; streams * cols], Access::ReadWrite),
         ],
-        streams * cols,
+        Dispatch::Threads(streams * cols),
     );
     assert_eq!(as_i32(&out[2]), want);
 }
@@ -325,7 +489,7 @@ fn matrix_update_matches_the_twin() {
             (bytemuck::cast_slice(&gpu_in.1).to_vec(), Access::ReadWrite),
             (vec![0; rows * cols], Access::ReadWrite),
         ],
-        rows * cols,
+        Dispatch::Threads(rows * cols),
     );
     assert_eq!(as_i32(&out[2]), master);
     assert_eq!(
@@ -336,6 +500,82 @@ fn matrix_update_matches_the_twin() {
         as_i32(&out[4]),
         forward.iter().map(|&v| v as i32).collect::<Vec<_>>()
     );
+}
+
+#[test]
+fn embedding_and_bias_updates_match_the_twin() {
+    let Some(ctx) = context() else { return };
+    let mut rng = Rng(5);
+    let (n, rows, lr) = (37usize, 12usize, 67_108u32);
+    // A few frequent symbols, some rare ones, most never seen.
+    let symbols: Vec<u8> = (0..n)
+        .map(|_| match rng.next() % 4 {
+            0 => rng.next() as u8,
+            _ => b"ab\xff\0"[(rng.next() % 4) as usize],
+        })
+        .collect();
+    let dz = rng.values(n * rows, fixed::GRAD_LIMIT);
+    let moments = |rng: &mut Rng, len: usize| -> Vec<u64> {
+        (0..len)
+            .map(|i| {
+                if i % 3 == 0 {
+                    0
+                } else {
+                    rng.next() >> (i % 40)
+                }
+            })
+            .collect()
+    };
+    let opt = kernels::Optimizer {
+        lr_q24: lr as i64,
+        beta2_shift: 13,
+    };
+    let order = run_kernel(
+        &ctx,
+        "symbol_order",
+        &[],
+        [0, 0, n as u32, 0],
+        &[
+            (symbols.iter().map(|&s| s as u32).collect(), Access::Read),
+            (vec![0; SYMBOLS + 1 + n], Access::ReadWrite),
+        ],
+        Dispatch::Groups(1),
+    )
+    .swap_remove(1);
+    for embedded in [true, false] {
+        let len = if embedded { SYMBOLS * rows } else { rows };
+        let master = rng.values(len, fixed::MASTER_LIMIT);
+        let v = moments(&mut rng, len);
+        let (mut want_w, mut want_v) = (master.clone(), v.clone());
+        if embedded {
+            let mut grad = Vec::new();
+            kernels::embedding_update(&opt, &dz, &symbols, &mut want_w, &mut want_v, &mut grad);
+        } else {
+            kernels::bias_update(&opt, &dz, &mut want_w, &mut want_v);
+        }
+        let out = run_kernel(
+            &ctx,
+            "vector_update",
+            &[
+                ("ROWS", Value::U32(rows as u32)),
+                ("EMBEDDED", Value::Bool(embedded)),
+            ],
+            [0, 0, n as u32, lr],
+            &[
+                (as_u32(&dz), Access::Read),
+                (order.clone(), Access::Read),
+                (as_u32(&master), Access::ReadWrite),
+                (bytemuck::cast_slice(&v).to_vec(), Access::ReadWrite),
+            ],
+            Dispatch::Threads(len),
+        );
+        assert_eq!(as_i32(&out[2]), want_w, "embedded: {embedded}");
+        assert_eq!(
+            bytemuck::cast_slice::<u32, u64>(&out[3]),
+            want_v.as_slice(),
+            "embedded: {embedded}"
+        );
+    }
 }
 
 /// Steps and trains both backends on the same seeded symbols and compares every frequency
@@ -386,6 +626,7 @@ fn models_agree(params: ModelParams, steps: usize, seed: u64, batched: bool) {
                 got.extend_from_slice(gpu.forward(&[step]).unwrap());
             }
         }
+        assert_eq!(gpu.dispatches_per_step(), params.layers as usize + 1);
         assert!(
             want == got,
             "frequency tables differ in the window at step {start}"
