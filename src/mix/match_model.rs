@@ -56,7 +56,7 @@ struct Cursor {
     predicted: u8,
     /// Whether the bits of the current byte so far agree with `predicted`.
     agrees: bool,
-    /// The table entry of the last `MIN_MATCH` bytes, read and rewritten by `resolve` (kept
+    /// The table entry of the last `MIN_MATCH` bytes, read and rewritten by `start_byte` (kept
     /// apart from `push` so the entry's cache miss overlaps other work).
     pending: Option<usize>,
 }
@@ -162,7 +162,8 @@ impl MatchModel {
     }
 
     /// Appends the coded byte of the current stream and extends or ends its running match;
-    /// `last8` is the stream's last 8 bytes, `byte` the lowest.
+    /// `last8` is the stream's last 8 bytes, `byte` the lowest. The stream's next
+    /// `start_byte` finishes it.
     pub fn push(&mut self, byte: u8, last8: u64) {
         let s = self.current;
         let slot = s * self.ring + (self.cursors[s].pos as usize & (self.ring - 1));
@@ -252,11 +253,12 @@ impl MatchModel {
             }
         }
         if len > 0 {
+            let predicted = self.at(source, cand);
             let c = &mut self.cursors[s];
             c.len = len;
             c.source = source;
             c.ptr = cand;
-            c.predicted = self.rings[source * self.ring + (cand as usize & (self.ring - 1))];
+            c.predicted = predicted;
             c.agrees = true;
         }
     }
