@@ -15,7 +15,8 @@
 //! side, a byte of each in turn): the context tables, the match model's position table, the
 //! mixers and the APMs learn from every stream's bytes in the coding order, so many streams
 //! cost little ratio. A stream keeps only what describes its own recent past: its last bytes
-//! (`History`), the contexts of its next byte and its ring of bytes for the match model. The
+//! (`History`), the contexts of its next byte and its ring of bytes for the match model; one
+//! context (order 2 with the stream's index, see `history`) learns what is local to it. The
 //! tables' total size is fixed by the header (`ModelParams::mix_log2`); the stream count only
 //! adds a small fixed part per stream.
 
@@ -137,13 +138,15 @@ impl MixingStage {
         logistic::init();
         let split = Split::of(mix_log2, streams);
         let contexts = ContextModels::new(split.context_table);
-        let fresh = Stream {
-            history: History::default(),
-            next: contexts.next_contexts(History::default().hashes()),
-        };
+        let streams = (0..split.streams)
+            .map(|s| Stream {
+                history: History::default(),
+                next: contexts.next_contexts(History::default().hashes(s)),
+            })
+            .collect();
         MixingStage {
             lstm: LstmBits::default(),
-            streams: vec![fresh; split.streams],
+            streams,
             contexts,
             matches: MatchModel::new(split.match_history, split.match_table, split.streams),
             mixers: [
@@ -199,7 +202,7 @@ impl MixingStage {
         self.matches.push(byte, state.history.last8());
         // The stream's next byte comes after every other stream's: locating its groups now
         // lets their loads overlap that work.
-        state.next = self.contexts.next_contexts(state.history.hashes());
+        state.next = self.contexts.next_contexts(state.history.hashes(stream));
         Ok(byte)
     }
 
