@@ -5,7 +5,7 @@
 //! cargo bench --bench mixing -- FILE...      # chosen files
 //! ```
 //!
-//! Each file runs as one stream through `StreamMixer` with a flat LSTM table (every byte
+//! Each file runs as one stream through `MixingStage` with a flat LSTM table (every byte
 //! 1/256), so the figures are the stage's own: bits per byte of the context and match models
 //! with the mixers and APMs, and MB/s of input on one core, encoding and then decoding (the
 //! round trip is checked). The table budget is the default preset's for the file's size. The
@@ -16,7 +16,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use nngpu::coder::{BinaryDecoder, BinaryEncoder};
-use nngpu::mix::{self, StreamMixer};
+use nngpu::mix::MixingStage;
 use nngpu::model::presets;
 
 fn files() -> Vec<PathBuf> {
@@ -54,22 +54,21 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         };
         let params = presets::params_for(presets::DEFAULT_LEVEL, Some(data.len() as u64));
-        let budget = mix::stream_budget(params.mix_log2, 1);
         let start = Instant::now();
-        let mut stage = StreamMixer::new(budget);
+        let mut stage = MixingStage::new(params.mix_log2, 1);
         let mut enc = BinaryEncoder::new();
         for &b in &data {
             stage
-                .code_byte(&flat, b, &mut enc)
+                .code_byte(0, &flat, b, &mut enc)
                 .expect("valid probabilities");
         }
         let coded = enc.finish();
         let enc_s = start.elapsed().as_secs_f64();
         let start = Instant::now();
-        let mut stage = StreamMixer::new(budget);
+        let mut stage = MixingStage::new(params.mix_log2, 1);
         let mut dec = BinaryDecoder::new(&coded).expect("at least 4 bytes");
         let back: Vec<u8> = (0..data.len())
-            .map(|_| stage.code_byte(&flat, 0, &mut dec).expect("decodes"))
+            .map(|_| stage.code_byte(0, &flat, 0, &mut dec).expect("decodes"))
             .collect();
         dec.finish().expect("ends at the flush");
         let dec_s = start.elapsed().as_secs_f64();

@@ -1,13 +1,13 @@
 //! One frame's model and its blocks: the encoder turns blocks of data into records and
 //! payloads, the decoder turns them back. The model (LSTM weights, optimizer state, LSTM state
-//! per stream and the mixing stages) carries over from block to block; a new frame starts a
+//! per stream and the mixing stage) carries over from block to block; a new frame starts a
 //! new model.
 
 use crate::backend::{self, Backend};
 use crate::coder::{BinaryDecoder, BinaryEncoder, CoderError, Replay};
 use crate::error::Error;
 use crate::format::{self, BlockHeader, BlockKind, FrameEnd, FrameHeader, Record};
-use crate::mix::{self, StreamMixer};
+use crate::mix::MixingStage;
 use crate::model::memory;
 use crate::model::params::ModelParams;
 use crate::model::schedule;
@@ -27,24 +27,11 @@ pub fn check_memory(params: &ModelParams, options: &Options) -> Result<(), Error
     Ok(())
 }
 
-/// One fresh mixing stage per stream the frame may use, sharing the table budget the header
-/// sets.
-fn stream_mixers(params: &ModelParams) -> Result<Vec<StreamMixer>, Error> {
-    let streams = params.streams as usize;
-    let budget = mix::stream_budget(params.mix_log2, params.streams);
-    let mut mixers = Vec::new();
-    mixers
-        .try_reserve_exact(streams)
-        .map_err(|_| Error::OutOfMemory(mix::state_bytes(params.mix_log2, params.streams)))?;
-    mixers.extend((0..streams).map(|_| StreamMixer::new(budget)));
-    Ok(mixers)
-}
-
 /// A frame's model as it stands between two blocks.
 struct FrameModel {
     header: FrameHeader,
     backend: Box<dyn Backend>,
-    mixers: Vec<StreamMixer>,
+    mixer: MixingStage,
     /// Bytes of the frame's data run through the model so far.
     position: u64,
     /// XXH64 of the frame's data so far.
@@ -57,7 +44,7 @@ impl FrameModel {
         check_memory(&header.params, options)?;
         let backend = backend::open(options.backend, options.adapter.as_deref(), &header.params)?;
         Ok(FrameModel {
-            mixers: stream_mixers(&header.params)?,
+            mixer: MixingStage::new(header.params.mix_log2, header.params.streams),
             header,
             backend,
             position: 0,
@@ -141,7 +128,7 @@ impl FrameEncoder {
         .min(u32::try_from(data.len()).unwrap_or(u32::MAX));
         let mut encoder = BinaryEncoder::new();
         let model = &mut self.model;
-        let mixers = &mut model.mixers;
+        let mixer = &mut model.mixer;
         run_block(
             model.backend.as_mut(),
             &BlockPlan {
@@ -153,8 +140,8 @@ impl FrameEncoder {
             Some(data),
             progress,
             |stream, at, table| {
-                mixers[stream]
-                    .code_byte(table, data[at], &mut encoder)
+                mixer
+                    .code_byte(stream, table, data[at], &mut encoder)
                     .map_err(|_| Error::InvalidTable)
             },
         )?;
@@ -228,7 +215,7 @@ impl FrameDecoder {
                 out.extend_from_slice(payload);
                 // The encoder ran the model over this block before it chose to store it: run
                 // it the same way, coding nothing.
-                let mixers = &mut model.mixers;
+                let mixer = &mut model.mixer;
                 let mut replay = Replay;
                 let plan = BlockPlan {
                     params: &model.header.params,
@@ -242,8 +229,8 @@ impl FrameDecoder {
                     Some(payload),
                     progress,
                     |stream, at, table| {
-                        mixers[stream]
-                            .code_byte(table, payload[at], &mut replay)
+                        mixer
+                            .code_byte(stream, table, payload[at], &mut replay)
                             .map_err(|_| Error::InvalidTable)
                     },
                 )?;
@@ -254,7 +241,7 @@ impl FrameDecoder {
                     .map_err(|_| Error::OutOfMemory(len as u64))?;
                 out.resize(len, 0);
                 let mut decoder = BinaryDecoder::new(payload).map_err(|_| Error::CorruptPayload)?;
-                let mixers = &mut model.mixers;
+                let mixer = &mut model.mixer;
                 let plan = BlockPlan {
                     params: &model.header.params,
                     position: model.position,
@@ -267,7 +254,7 @@ impl FrameDecoder {
                     None,
                     progress,
                     |stream, at, table| {
-                        let symbol = mixers[stream].code_byte(table, 0, &mut decoder).map_err(
+                        let symbol = mixer.code_byte(stream, table, 0, &mut decoder).map_err(
                             |e| match e {
                                 CoderError::InvalidProbability => Error::InvalidTable,
                                 _ => Error::CorruptPayload,

@@ -6,6 +6,9 @@
 //! slots 1..=15 the counters of the nibble's bit tree (node 1, then `2·node + bit`). A check
 //! that matches neither of two neighbouring groups (one 128-byte pair) replaces the less used one, so a collision
 //! costs a fresh start rather than borrowed statistics.
+//!
+//! The tables are shared by all streams of a frame, so what one stream learns serves the
+//! others; only the contexts of a stream's next byte (`NextContexts`) belong to the stream.
 
 use super::counter;
 use super::history::{CONTEXTS, mix64};
@@ -17,12 +20,14 @@ const GROUP: usize = 16;
 /// Hit-count limit of the counters: low enough to keep adapting to changing statistics.
 const COUNT_LIMIT: u32 = 255;
 
-/// The context models of one stream.
+/// The context models: the tables every stream shares, and where the byte being coded stands
+/// in them.
 #[derive(Clone, Debug)]
 pub struct ContextModels {
     /// `CONTEXTS` tables one after the other, `groups` groups each.
     slots: Vec<u32>,
     groups: usize,
+    /// The contexts of the byte being coded.
     hashes: [u64; CONTEXTS],
     /// First slot of each context's current group.
     base: [usize; CONTEXTS],
@@ -31,6 +36,15 @@ pub struct ContextModels {
     /// The groups `prefetch_nibble` located, by the partial byte's last bit, so the nibble
     /// that starts next does not hash again.
     located: [Located; 2],
+}
+
+/// The contexts of one stream's next byte, with its first nibble's groups already located:
+/// what a stream keeps between two of its bytes while other streams use the tables.
+#[derive(Clone, Debug)]
+pub struct NextContexts {
+    hashes: [u64; CONTEXTS],
+    /// Located for the partial byte 1 (the first nibble).
+    first: Located,
 }
 
 /// Every context's check value and candidate groups for one partial byte.
@@ -64,13 +78,28 @@ impl ContextModels {
         (1u64 << groups.ilog2()) * (GROUP * CONTEXTS * 4) as u64
     }
 
-    /// Sets the contexts for the next byte and starts loading the groups its first nibble
-    /// will use, so the memory latency overlaps whatever runs before that byte is coded (in
-    /// the codec: the LSTM's next step).
-    pub fn set_contexts(&mut self, hashes: [u64; CONTEXTS]) {
-        self.hashes = hashes;
-        self.located = [Located::default(); 2];
-        self.prefetch_nibble(1);
+    /// The contexts `hashes` of a stream's next byte, with its first nibble's groups located
+    /// and starting to load, so the memory latency overlaps whatever runs before that byte is
+    /// coded (the other streams' bytes, the LSTM's next step). The groups' contents are read
+    /// only when the byte starts, so other streams may use the tables in between.
+    pub fn next_contexts(&self, hashes: [u64; CONTEXTS]) -> NextContexts {
+        let mut first = Located {
+            partial: 1,
+            ..Located::default()
+        };
+        for i in 0..CONTEXTS {
+            (first.checks[i], first.pairs[i]) = self.locate(i, &hashes, 1);
+            let [a, b] = first.pairs[i];
+            table::prefetch(&self.slots[a]);
+            table::prefetch(&self.slots[b]);
+        }
+        NextContexts { hashes, first }
+    }
+
+    /// Starts coding a byte in the contexts `next` (from `next_contexts`).
+    pub fn start_byte(&mut self, next: &NextContexts) {
+        self.hashes = next.hashes;
+        self.located = [Located::default(), next.first];
     }
 
     /// Locates the groups the nibble with partial byte `partial` would use and starts
@@ -82,7 +111,7 @@ impl ContextModels {
             ..Located::default()
         };
         for i in 0..CONTEXTS {
-            (found.checks[i], found.pairs[i]) = self.locate(i, partial);
+            (found.checks[i], found.pairs[i]) = self.locate(i, &self.hashes, partial);
             let [a, b] = found.pairs[i];
             table::prefetch(&self.slots[a]);
             table::prefetch(&self.slots[b]);
@@ -91,10 +120,10 @@ impl ContextModels {
     }
 
     /// Context `i`'s check value and its two candidate groups (first slots) for the nibble
-    /// whose partial byte is `partial`.
+    /// whose partial byte is `partial`, in the contexts `hashes`.
     #[inline(always)]
-    fn locate(&self, i: usize, partial: u32) -> (u32, [usize; 2]) {
-        let key = mix64(self.hashes[i] ^ u64::from(partial) << 48);
+    fn locate(&self, i: usize, hashes: &[u64; CONTEXTS], partial: u32) -> (u32, [usize; 2]) {
+        let key = mix64(hashes[i] ^ u64::from(partial) << 48);
         let check = (key >> 40) as u32 | 1;
         let first = (key as usize) & (self.groups - 2);
         let table = i * self.groups * GROUP;
@@ -113,7 +142,7 @@ impl ContextModels {
         } else {
             let mut found = Located::default();
             for i in 0..CONTEXTS {
-                (found.checks[i], found.pairs[i]) = self.locate(i, partial);
+                (found.checks[i], found.pairs[i]) = self.locate(i, &self.hashes, partial);
             }
             found
         };

@@ -1,6 +1,11 @@
 //! What the context models condition on: hashes of the bytes before the current one, one per
 //! context (orders 1, 2, 3, 4 and 6, the current word, and the current word with the one
 //! before it).
+//!
+//! The tables are shared by all streams of a frame, but the order-2 context also holds the
+//! stream's index: one dense context per stream learns what is local to it, where streams
+//! differ in the same contexts (a counter file cut into 32 streams: 2.1 times smaller than
+//! with every context shared; ordinary text: 0.2 % smaller too).
 
 /// Number of hashed contexts `History::hashes` gives.
 pub const CONTEXTS: usize = 7;
@@ -47,13 +52,14 @@ impl History {
         self.last8
     }
 
-    /// One hash per context, each salted with its index so equal keys of different contexts
-    /// differ.
-    pub fn hashes(&self) -> [u64; CONTEXTS] {
+    /// One hash per context for a byte of stream `stream`, each salted with its index so
+    /// equal keys of different contexts differ.
+    pub fn hashes(&self, stream: usize) -> [u64; CONTEXTS] {
         let order = |n: u32| self.last8 & (u64::MAX >> (64 - 8 * n));
         let keys = [
             order(1),
-            order(2),
+            // Above the two bytes: exact, and stream 0's key is the plain order-2 one.
+            order(2) | (stream as u64) << 16,
             order(3),
             order(4),
             order(6),

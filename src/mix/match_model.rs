@@ -1,12 +1,15 @@
-//! The match model: finds the last place the recent bytes occurred before and predicts that
-//! the byte which followed them then follows them again.
+//! The match model: finds the last place the recent bytes occurred before, in this stream or
+//! another, and predicts that the byte which followed them then follows them again.
 //!
-//! A table maps a hash of the last `MIN_MATCH` bytes to the position after them. When no match
-//! is running, each new byte looks its hash up and verifies the candidate against the history
-//! (a hash collision gives a short or empty match, never a false one). While a match runs, the
-//! predicted bit is the next bit of the byte that followed it; how far to trust it is learned by
-//! counters per match length, per whether the previous byte's prediction held, and per the
-//! predicted bit.
+//! Each stream keeps its recent bytes in a ring of its own; one table, shared by all streams,
+//! maps a hash of the last `MIN_MATCH` bytes to the stream and position after them, so a
+//! stream can continue a text another stream has already seen. When no match is running, each
+//! new byte looks its hash up and verifies the candidate against the rings (a hash collision
+//! gives a short or empty match, never a false one). While a match runs, the predicted bit is
+//! the next bit of the byte that followed it; how far to trust it is learned by counters per
+//! match length, per whether the previous byte's prediction held, and per the predicted bit,
+//! shared by all streams. A match into another stream ends when that stream has no byte
+//! further yet (it runs at the same pace, so only when it ends its segment).
 
 use super::counter;
 use super::history::mix64;
@@ -21,6 +24,8 @@ const MAX_LENGTH: u32 = 65_535;
 pub const LENGTH_BUCKETS: usize = 16;
 /// Hit-count limit of the confidence counters.
 const COUNT_LIMIT: u32 = 1023;
+/// Smallest ring of one stream (bytes): longer than any verified match.
+const MIN_RING: usize = 64;
 
 /// `len` as one of `LENGTH_BUCKETS` buckets: 0 = no match, 1..=11 exact, then roughly
 /// logarithmic.
@@ -34,16 +39,14 @@ pub fn length_bucket(len: u32) -> usize {
     }
 }
 
-/// The match model of one stream.
-#[derive(Clone, Debug)]
-pub struct MatchModel {
-    /// The stream's recent bytes, a ring indexed by position modulo its length.
-    history: Vec<u8>,
-    /// Hash of `MIN_MATCH` bytes → (low 32 bits of) the position after them.
-    table: Vec<u32>,
-    /// Bytes seen so far.
+/// Where one stream stands: its bytes so far and its running match.
+#[derive(Clone, Debug, Default)]
+struct Cursor {
+    /// Bytes of the stream seen so far.
     pos: u64,
-    /// Position of the predicted byte, while `len > 0`.
+    /// The stream the running match reads from.
+    source: usize,
+    /// Position (in `source`) of the predicted byte, while `len > 0`.
     ptr: u64,
     /// Length of the current match in bytes (0 = none).
     len: u32,
@@ -53,47 +56,79 @@ pub struct MatchModel {
     predicted: u8,
     /// Whether the bits of the current byte so far agree with `predicted`.
     agrees: bool,
-    counters: Vec<u32>,
-    /// Counter used for the current bit, if a prediction was made.
-    active: Option<usize>,
-    /// The table entry of the last `MIN_MATCH` bytes, read and rewritten by `resolve` (kept
+    /// The table entry of the last `MIN_MATCH` bytes, read and rewritten by `start_byte` (kept
     /// apart from `push` so the entry's cache miss overlaps other work).
     pending: Option<usize>,
 }
 
+/// The match model of all streams of a frame.
+#[derive(Clone, Debug)]
+pub struct MatchModel {
+    /// One ring per stream, one after the other: stream `s`'s byte at position `p` is at
+    /// `s · ring + p mod ring`.
+    rings: Vec<u8>,
+    ring: usize,
+    /// Hash of `MIN_MATCH` bytes → the stream (low `stream_bits` bits) and the low bits of
+    /// the position after them (the rest), 0 when empty.
+    table: Vec<u32>,
+    stream_bits: u32,
+    cursors: Vec<Cursor>,
+    /// The stream whose byte is being coded.
+    current: usize,
+    counters: Vec<u32>,
+    /// Counter used for the current bit, if a prediction was made.
+    active: Option<usize>,
+}
+
+/// Ring bytes per stream for `history_bytes` of history shared by `streams` streams.
+fn ring_len(history_bytes: usize, streams: usize) -> usize {
+    let share = streams.max(1).next_power_of_two();
+    1 << (history_bytes / share).max(MIN_RING).ilog2()
+}
+
+/// Table entries in `table_bytes`.
+fn table_len(table_bytes: usize) -> usize {
+    1 << (table_bytes / 4).max(16).ilog2()
+}
+
 impl MatchModel {
-    /// A model with `history_bytes` of history and `table_bytes` of position table (each
-    /// rounded down to a power of two).
-    pub fn new(history_bytes: usize, table_bytes: usize) -> MatchModel {
+    /// A model for `streams` streams with `history_bytes` of history split between them (at
+    /// least `MIN_RING` each) and `table_bytes` of position table (each rounded down to a
+    /// power of two).
+    pub fn new(history_bytes: usize, table_bytes: usize, streams: usize) -> MatchModel {
+        let streams = streams.max(1);
+        let ring = ring_len(history_bytes, streams);
         MatchModel {
-            history: vec![0; 1 << history_bytes.max(64).ilog2()],
-            table: vec![0; 1 << (table_bytes / 4).max(16).ilog2()],
-            pos: 0,
-            ptr: 0,
-            len: 0,
-            missed: false,
-            predicted: 0,
-            agrees: false,
+            rings: vec![0; ring * streams],
+            ring,
+            table: vec![0; table_len(table_bytes)],
+            stream_bits: streams.next_power_of_two().ilog2(),
+            cursors: vec![Cursor::default(); streams],
+            current: 0,
             counters: vec![0; LENGTH_BUCKETS * 4],
             active: None,
-            pending: None,
         }
     }
 
-    /// Bytes held for `history_bytes` of history and `table_bytes` of table.
-    pub fn bytes(history_bytes: usize, table_bytes: usize) -> u64 {
-        (1u64 << history_bytes.max(64).ilog2()) + 4 * (1u64 << (table_bytes / 4).max(16).ilog2())
+    /// Bytes held for `streams` streams, `history_bytes` of history and `table_bytes` of
+    /// table.
+    pub fn bytes(history_bytes: usize, table_bytes: usize, streams: usize) -> u64 {
+        let streams = streams.max(1);
+        ((ring_len(history_bytes, streams) + size_of::<Cursor>()) * streams) as u64
+            + 4 * table_len(table_bytes) as u64
     }
 
-    fn at(&self, pos: u64) -> u8 {
-        self.history[(pos as usize) & (self.history.len() - 1)]
+    /// The byte of `stream` at position `pos` (still in its ring).
+    fn at(&self, stream: usize, pos: u64) -> u8 {
+        self.rings[stream * self.ring + (pos as usize & (self.ring - 1))]
     }
 
     /// The mixer's view of the match: its length bucket, 0 when there is none or the byte's bits
     /// so far have left it.
     pub fn state(&self) -> usize {
-        if self.len > 0 && self.agrees {
-            length_bucket(self.len)
+        let c = &self.cursors[self.current];
+        if c.len > 0 && c.agrees {
+            length_bucket(c.len)
         } else {
             0
         }
@@ -103,12 +138,13 @@ impl MatchModel {
     /// no match); `done` bits of the byte are known.
     #[inline]
     pub fn predict(&mut self, done: u32) -> i32 {
-        if self.len == 0 || !self.agrees {
+        let c = &self.cursors[self.current];
+        if c.len == 0 || !c.agrees {
             self.active = None;
             return 0;
         }
-        let bit = usize::from((self.predicted >> (7 - done)) & 1);
-        let ctx = (length_bucket(self.len) * 2 + usize::from(self.missed)) * 2 + bit;
+        let bit = usize::from((c.predicted >> (7 - done)) & 1);
+        let ctx = (length_bucket(c.len) * 2 + usize::from(c.missed)) * 2 + bit;
         self.active = Some(ctx);
         stretch(counter::p12(self.counters[ctx]))
     }
@@ -119,70 +155,97 @@ impl MatchModel {
         if let Some(ctx) = self.active {
             self.counters[ctx] = counter::update(self.counters[ctx], bit, COUNT_LIMIT);
         }
-        if self.agrees && (self.predicted >> (7 - done)) & 1 != bit {
-            self.agrees = false;
+        let c = &mut self.cursors[self.current];
+        if c.agrees && (c.predicted >> (7 - done)) & 1 != bit {
+            c.agrees = false;
         }
     }
 
-    /// Appends a coded byte and extends or ends the running match; `resolve` must follow
-    /// before the next prediction.
+    /// Appends the coded byte of the current stream and extends or ends its running match;
+    /// `last8` is the stream's last 8 bytes, `byte` the lowest. The stream's next
+    /// `start_byte` finishes it.
     pub fn push(&mut self, byte: u8, last8: u64) {
-        let slot = (self.pos as usize) & (self.history.len() - 1);
-        self.history[slot] = byte;
-        self.pos += 1;
-        if self.len > 0 {
-            if byte == self.predicted {
-                self.len = (self.len + 1).min(MAX_LENGTH);
-                self.ptr += 1;
-                self.missed = false;
+        let s = self.current;
+        let slot = s * self.ring + (self.cursors[s].pos as usize & (self.ring - 1));
+        self.rings[slot] = byte;
+        let c = &mut self.cursors[s];
+        c.pos += 1;
+        if c.len > 0 {
+            if byte == c.predicted {
+                c.len = (c.len + 1).min(MAX_LENGTH);
+                c.ptr += 1;
+                c.missed = false;
             } else {
-                self.len = 0;
-                self.missed = true;
+                c.len = 0;
+                c.missed = true;
             }
         }
-        if self.len > 0 {
-            self.predicted = self.at(self.ptr);
+        if c.len > 0 {
+            let (source, ptr) = (c.source, c.ptr);
+            if self.readable(source, ptr) {
+                self.cursors[s].predicted = self.at(source, ptr);
+            } else {
+                self.cursors[s].len = 0;
+            }
         }
-        self.agrees = self.len > 0;
-        if self.pos >= MIN_MATCH as u64 {
+        let c = &mut self.cursors[s];
+        c.agrees = c.len > 0;
+        if c.pos >= MIN_MATCH as u64 {
             let key = mix64(last8 & (u64::MAX >> (64 - 8 * MIN_MATCH as u32)));
             let entry = (key as usize) & (self.table.len() - 1);
             table::prefetch(&self.table[entry]);
-            self.pending = Some(entry);
+            c.pending = Some(entry);
         }
     }
 
-    /// Finishes the last `push` before the next byte is predicted: without a running match,
-    /// looks for one where the last `MIN_MATCH` bytes occurred before; then records that they
-    /// occur here.
-    pub fn resolve(&mut self) {
-        let Some(entry) = self.pending.take() else {
+    /// Whether `source`'s byte at `pos` is known and still in its ring.
+    fn readable(&self, source: usize, pos: u64) -> bool {
+        let end = self.cursors[source].pos;
+        pos < end && end - pos <= self.ring as u64
+    }
+
+    /// Starts a byte of `stream`, finishing its last `push`: without a running match, looks
+    /// for one where its last `MIN_MATCH` bytes occurred before; then records that they occur
+    /// here.
+    pub fn start_byte(&mut self, stream: usize) {
+        self.current = stream;
+        let Some(entry) = self.cursors[stream].pending.take() else {
             return;
         };
-        if self.len == 0 {
+        if self.cursors[stream].len == 0 {
             self.find(self.table[entry]);
-            if self.len > 0 {
-                self.predicted = self.at(self.ptr);
-                self.agrees = true;
-            }
         }
-        self.table[entry] = self.pos as u32;
+        // The position's low bits are enough: a ring is far shorter than 2^(32 − stream_bits)
+        // (at most 2^26 bytes of history in all, or `MIN_RING` for each of 2^16 streams), so
+        // they tell any position still in a ring from the stream's end.
+        let low = (self.cursors[stream].pos as u32) & (u32::MAX >> self.stream_bits);
+        self.table[entry] = (low << self.stream_bits) | stream as u32;
     }
 
-    /// Verifies the candidate position `stored` (low 32 bits of a position) against the
-    /// history and starts a match of the length that really agrees.
-    fn find(&mut self, stored: u32) {
-        let back = (self.pos as u32).wrapping_sub(stored) as u64;
-        let window = self.history.len() as u64;
-        if stored == 0 || back == 0 || back >= window || back > self.pos {
+    /// Verifies the candidate `entry` (a stream and the low bits of a position in it) against
+    /// the rings and starts a match of the length that really agrees.
+    fn find(&mut self, entry: u32) {
+        if entry == 0 {
             return;
         }
-        let cand = self.pos - back;
+        let s = self.current;
+        let source = (entry & ((1 << self.stream_bits) - 1)) as usize;
+        let stored = entry >> self.stream_bits;
+        let end = self.cursors[source].pos;
+        let pos_mask = u32::MAX >> self.stream_bits;
+        let back = u64::from((end as u32).wrapping_sub(stored) & pos_mask);
+        let window = self.ring as u64;
+        if back == 0 || back >= window || back > end {
+            return;
+        }
+        let cand = end - back;
+        let pos = self.cursors[s].pos;
         let mut len = 0;
         while len < MAX_LENGTH
             && u64::from(len) < cand
+            && u64::from(len) < pos
             && u64::from(len) + back < window
-            && self.at(cand - 1 - u64::from(len)) == self.at(self.pos - 1 - u64::from(len))
+            && self.at(source, cand - 1 - u64::from(len)) == self.at(s, pos - 1 - u64::from(len))
         {
             len += 1;
             if len >= 32 {
@@ -190,8 +253,13 @@ impl MatchModel {
             }
         }
         if len > 0 {
-            self.len = len;
-            self.ptr = cand;
+            let predicted = self.at(source, cand);
+            let c = &mut self.cursors[s];
+            c.len = len;
+            c.source = source;
+            c.ptr = cand;
+            c.predicted = predicted;
+            c.agrees = true;
         }
     }
 }

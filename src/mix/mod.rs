@@ -11,9 +11,14 @@
 //! encoder and decoder, on the CPU, whatever backend ran the LSTM: the archive's bits do not
 //! depend on the backend, the thread count or the machine.
 //!
-//! Each stream has its own stage (streams are independent segments of the input). The tables'
-//! total size is fixed by the header (`ModelParams::mix_log2`) and split evenly between the
-//! streams, so the stream count never multiplies memory.
+//! One stage serves all streams of a frame (streams are segments of the input coded side by
+//! side, a byte of each in turn): the context tables, the match model's position table, the
+//! mixers and the APMs learn from every stream's bytes in the coding order, so many streams
+//! cost little ratio. A stream keeps only what describes its own recent past: its last bytes
+//! (`History`), the contexts of its next byte and its ring of bytes for the match model; one
+//! context (order 2 with the stream's index, see `history`) learns what is local to it. The
+//! tables' total size is fixed by the header (`ModelParams::mix_log2`); the stream count only
+//! adds a small fixed part per stream.
 
 mod apm;
 mod context_model;
@@ -27,7 +32,7 @@ mod table;
 
 use crate::coder::{BitCoder, CoderError};
 use apm::Apm;
-use context_model::ContextModels;
+use context_model::{ContextModels, NextContexts};
 use history::{CONTEXTS, History};
 use lstm_bits::LstmBits;
 use match_model::{LENGTH_BUCKETS, MatchModel};
@@ -59,56 +64,60 @@ const MIXER_RATES: [DecayingRate; 2] = [
 
 /// APM learning rates (shift).
 const APM_RATE: u32 = 7;
-/// Smallest per-stream table budget (bytes).
-const MIN_STREAM_BYTES: u64 = 1 << 16;
 
-/// How one stream's `budget` bytes are split between the parts.
+/// How the `2^mix_log2` bytes are split between the parts.
 #[derive(Clone, Copy, Debug)]
 struct Split {
     context_table: usize,
     match_history: usize,
     match_table: usize,
     apm_contexts: usize,
+    streams: usize,
 }
 
 impl Split {
-    fn of(budget: u64) -> Split {
-        let b = budget as usize;
+    fn of(mix_log2: u8, streams: u32) -> Split {
+        let b = 1usize << mix_log2;
         Split {
             // The seven context tables take 7/8 of the budget, the match model's history 1/16
-            // and its table 1/64, the order-1 APM (66 bytes a context) about 1/32.
+            // (split between the streams) and its table 1/64, the order-1 APM (66 bytes a
+            // context) about 1/32.
             context_table: b / 8,
             match_history: b / 16,
             match_table: b / 64,
             apm_contexts: 1 << (b / 2048).clamp(256, 1 << 16).ilog2(),
+            streams: streams.max(1) as usize,
         }
     }
 
     fn bytes(&self) -> u64 {
         ContextModels::bytes(self.context_table)
-            + MatchModel::bytes(self.match_history, self.match_table)
+            + MatchModel::bytes(self.match_history, self.match_table, self.streams)
             + (self.apm_contexts as u64 + 256) * 66
             + (MIXERS as u64 * 256 * INPUTS as u64 + 4) * 4
+            + size_of::<Stream>() as u64 * self.streams as u64
     }
 }
 
-/// The table budget of each stream when `2^mix_log2` bytes are shared by `streams` streams.
-pub fn stream_budget(mix_log2: u8, streams: u32) -> u64 {
-    let share = streams.max(1).next_power_of_two().ilog2();
-    ((1u64 << mix_log2) >> share).max(MIN_STREAM_BYTES)
-}
-
-/// Bytes the stage allocates for `streams` streams sharing `2^mix_log2` bytes: what a decoder
-/// must be able to hold (the memory limit counts it).
+/// Bytes the stage allocates for `streams` streams and tables of `2^mix_log2` bytes: what a
+/// decoder must be able to hold (the memory limit counts it).
 pub fn state_bytes(mix_log2: u8, streams: u32) -> u64 {
-    Split::of(stream_budget(mix_log2, streams)).bytes() * u64::from(streams.max(1))
+    Split::of(mix_log2, streams).bytes()
 }
 
-/// The mixing stage of one stream.
+/// What the stage keeps of one stream between two of its bytes (the match model keeps the
+/// stream's ring).
 #[derive(Clone, Debug)]
-pub struct StreamMixer {
-    lstm: LstmBits,
+struct Stream {
     history: History,
+    next: NextContexts,
+}
+
+/// The mixing stage of a frame, shared by its streams.
+#[derive(Clone, Debug)]
+pub struct MixingStage {
+    lstm: LstmBits,
+    streams: Vec<Stream>,
     contexts: ContextModels,
     matches: MatchModel,
     mixers: [Mixer<INPUTS>; MIXERS],
@@ -118,20 +127,28 @@ pub struct StreamMixer {
     apm_mask: usize,
     inputs: [i32; INPUTS],
     mixed: [i32; MIXERS],
-    /// Bits coded so far by this stream's stage.
+    /// Bits coded so far by the stage, all streams together.
     bits: u64,
 }
 
-impl StreamMixer {
-    /// A fresh stage with a table budget of `budget` bytes (see `stream_budget`).
-    pub fn new(budget: u64) -> StreamMixer {
+impl MixingStage {
+    /// A fresh stage for `streams` streams (at least 1) with tables of `2^mix_log2` bytes
+    /// (`state_bytes` gives what it holds).
+    pub fn new(mix_log2: u8, streams: u32) -> MixingStage {
         logistic::init();
-        let split = Split::of(budget);
-        let mut stage = StreamMixer {
+        let split = Split::of(mix_log2, streams);
+        let contexts = ContextModels::new(split.context_table);
+        let streams = (0..split.streams)
+            .map(|s| Stream {
+                history: History::default(),
+                next: contexts.next_contexts(History::default().hashes(s)),
+            })
+            .collect();
+        MixingStage {
             lstm: LstmBits::default(),
-            history: History::default(),
-            contexts: ContextModels::new(split.context_table),
-            matches: MatchModel::new(split.match_history, split.match_table),
+            streams,
+            contexts,
+            matches: MatchModel::new(split.match_history, split.match_table, split.streams),
             mixers: [
                 Mixer::new(256, INITIAL_WEIGHT),
                 Mixer::new(LENGTH_BUCKETS * 8, INITIAL_WEIGHT),
@@ -144,23 +161,25 @@ impl StreamMixer {
             inputs: [0; INPUTS],
             mixed: [0; MIXERS],
             bits: 0,
-        };
-        stage.contexts.set_contexts(stage.history.hashes());
-        stage
+        }
     }
 
-    /// Codes one byte through `coder`, bit by bit from the top, and returns it. `table` is the
-    /// LSTM's frequency table for this byte; `byte` is the byte to encode (a decoder passes
-    /// anything: its coder ignores it).
+    /// Codes the next byte of `stream` (below the stage's stream count) through `coder`, bit
+    /// by bit from the top, and returns it. `table` is the LSTM's frequency table for this
+    /// byte; `byte` is the byte to encode (a decoder passes anything: its coder ignores it).
+    /// The result depends only on the bytes coded before, in their order, and the tables.
     pub fn code_byte(
         &mut self,
+        stream: usize,
         table: &[u32; 256],
         byte: u8,
         coder: &mut impl BitCoder,
     ) -> Result<u8, CoderError> {
         self.lstm.load(table);
-        self.matches.resolve();
-        let last = usize::from(self.history.last());
+        self.matches.start_byte(stream);
+        let state = &mut self.streams[stream];
+        self.contexts.start_byte(&state.next);
+        let last = usize::from(state.history.last());
         // The partial byte with a leading 1: 1, then 2..=3, … 128..=255.
         let mut partial = 1u32;
         for done in 0..8 {
@@ -178,9 +197,12 @@ impl StreamMixer {
             partial = (partial << 1) | u32::from(bit);
         }
         let byte = partial as u8;
-        self.history.push(byte);
-        self.matches.push(byte, self.history.last8());
-        self.contexts.set_contexts(self.history.hashes());
+        let state = &mut self.streams[stream];
+        state.history.push(byte);
+        self.matches.push(byte, state.history.last8());
+        // The stream's next byte comes after every other stream's: locating its groups now
+        // lets their loads overlap that work.
+        state.next = self.contexts.next_contexts(state.history.hashes(stream));
         Ok(byte)
     }
 
@@ -250,6 +272,31 @@ mod tests {
         t
     }
 
+    /// Codes `data` cut into `streams` contiguous segments, a byte of each segment in turn as
+    /// the codec does, through a fresh stage; then decodes it and checks that the decoder
+    /// follows. Returns the coded size.
+    fn round_trip(data: &[u8], tables: &[[u32; 256]], streams: usize) -> usize {
+        let segment = data.len().div_ceil(streams);
+        let order: Vec<(usize, usize)> = (0..segment)
+            .flat_map(|t| (0..streams).map(move |s| (s, s * segment + t)))
+            .filter(|&(_, at)| at < data.len())
+            .collect();
+        let mut stage = MixingStage::new(16, streams as u32);
+        let mut enc = BinaryEncoder::new();
+        for &(s, at) in &order {
+            let got = stage.code_byte(s, &tables[at], data[at], &mut enc);
+            assert_eq!(got, Ok(data[at]));
+        }
+        let coded = enc.finish();
+        let mut stage = MixingStage::new(16, streams as u32);
+        let mut dec = BinaryDecoder::new(&coded).unwrap();
+        for &(s, at) in &order {
+            assert_eq!(stage.code_byte(s, &tables[at], 0, &mut dec), Ok(data[at]));
+        }
+        dec.finish().unwrap();
+        coded.len()
+    }
+
     #[test]
     fn decoder_follows_encoder_under_random_tables() {
         let mut rng = SplitMix64(11);
@@ -257,32 +304,37 @@ mod tests {
         let mut data: Vec<u8> = b"the cat sat on the mat; the cat sat on the hat. ".repeat(40);
         data.extend((0..2000).map(|_| rng.next() as u8));
         let tables: Vec<[u32; 256]> = data.iter().map(|_| random_table(&mut rng)).collect();
-        let budget = stream_budget(16, 1);
-        let mut stage = StreamMixer::new(budget);
-        let mut enc = BinaryEncoder::new();
-        for (byte, table) in data.iter().zip(&tables) {
-            assert_eq!(stage.code_byte(table, *byte, &mut enc), Ok(*byte));
+        for streams in [1, 3, 16] {
+            let coded = round_trip(&data, &tables, streams);
+            // The repeated text costs far less than the random tail.
+            assert!(coded < 2000 + 600, "{streams} streams: {coded} bytes");
         }
-        let coded = enc.finish();
-        let mut stage = StreamMixer::new(budget);
-        let mut dec = BinaryDecoder::new(&coded).unwrap();
-        for (byte, table) in data.iter().zip(&tables) {
-            assert_eq!(stage.code_byte(table, 0, &mut dec), Ok(*byte));
-        }
-        dec.finish().unwrap();
-        // The repeated text costs far less than the random tail.
-        assert!(coded.len() < 2000 + 600, "{} bytes", coded.len());
+    }
+
+    #[test]
+    fn streams_learn_from_each_other() {
+        // Eight streams of the same text: each one after the first finds it in the others.
+        let mut rng = SplitMix64(5);
+        let text: Vec<u8> = (0..1000).map(|_| b'a' + (rng.next() % 26) as u8).collect();
+        let data = text.repeat(8);
+        let flat = vec![[256u32; 256]; data.len()];
+        let coded = round_trip(&data, &flat, 8);
+        // One copy of random letters costs about 590 bytes; the seven others far less.
+        assert!(coded < 1000, "{coded} bytes");
     }
 
     #[test]
     fn tables_stay_within_the_budget_plus_a_fixed_part_per_stream() {
-        // Mixer weights and APMs are a fixed ~125 KiB per stream; the rest follows the budget.
-        const FIXED_PER_STREAM: u64 = 128 << 10;
+        // Mixer weights and small APMs take a fixed ~65 KiB; each stream a few hundred bytes
+        // (its history, next contexts, match cursor and smallest ring); the rest follows the
+        // budget.
+        const FIXED: u64 = 128 << 10;
+        const PER_STREAM: u64 = 512;
         for mix_log2 in 16..=30u8 {
             for streams in [1u32, 2, 3, 64, 1000, 65_536] {
                 let need = state_bytes(mix_log2, streams);
                 assert!(
-                    need <= (1u64 << mix_log2) + u64::from(streams) * FIXED_PER_STREAM,
+                    need <= (1u64 << mix_log2) + FIXED + u64::from(streams) * PER_STREAM,
                     "2^{mix_log2} bytes, {streams} streams: {need}"
                 );
             }

@@ -13,7 +13,7 @@ use crate::model::layout::{GATES, Shape, TensorRole};
 use crate::model::params::ModelParams;
 
 /// The default memory limit: 1 GiB. Every preset at its largest stream count needs well under
-/// it (level 9 with 256 streams needs about 720 MiB, 252 MiB of it the mixing stage's tables;
+/// it (level 9 with 256 streams needs about 716 MiB, 248 MiB of it the mixing stage's tables;
 /// see the test below); archives written
 /// with many more `--streams` may need `--memory-limit` to decode.
 pub const DEFAULT_MEMORY_LIMIT: u64 = 1 << 30;
@@ -32,7 +32,8 @@ pub struct ModelMemory {
     /// Per stream-step of a window: what the forward pass records for the backward pass and
     /// the gradients the backward pass computes.
     pub window: u64,
-    /// The context-mixing stage's tables for all streams (`mix::state_bytes`).
+    /// The context-mixing stage's tables, shared by all streams, and its per-stream state
+    /// (`mix::state_bytes`).
     pub mixing: u64,
     /// The block being coded, its payload, and the coder's output: three block lengths.
     pub blocks: u64,

@@ -42,8 +42,8 @@ pub struct ModelParams {
     pub beta2_shift: u8,
     /// Seed of the integer PRNG that draws the initial weights.
     pub seed: u64,
-    /// The context-mixing stage's tables take `2^mix_log2` bytes in all, split evenly between
-    /// the streams (within `MIX_LOG2_RANGE`; see `mix::stream_budget`).
+    /// The context-mixing stage's tables take `2^mix_log2` bytes in all, shared by the streams
+    /// (within `MIX_LOG2_RANGE`; see `mix::state_bytes`).
     pub mix_log2: u8,
     /// Each block holds at most `2^block_log2` bytes of original data (within
     /// `BLOCK_LOG2_RANGE`): the unit the input is read, coded, checked and written in.
