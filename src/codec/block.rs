@@ -174,7 +174,7 @@ fn run_ahead(
         drop(tables_tx);
         let coded = coder
             .join()
-            .unwrap_or_else(|_| Err(Error::InvalidTable));
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
         modelled.and(coded)
     })
 }

@@ -205,7 +205,7 @@ fn in_parallel(
                 .into_iter()
                 .map(|w| {
                     w.join()
-                        .unwrap_or_else(|_| Err(Error::Gpu("a frame's thread panicked".into())))
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
                 })
                 .collect()
         });

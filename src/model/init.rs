@@ -39,13 +39,13 @@ pub fn initial_weights(shape: &Shape, seed: u64) -> Vec<Vec<i32>> {
         .map(|(index, spec)| match spec.role {
             TensorRole::Matrix => {
                 let limit = one / (spec.cols as u64).isqrt().max(1) as i64;
-                (0..spec.len()).map(|_| rng.symmetric(limit)).collect()
+                (0..spec.values()).map(|_| rng.symmetric(limit)).collect()
             }
-            TensorRole::Embedding => (0..spec.len()).map(|_| rng.symmetric(one / 4)).collect(),
-            TensorRole::Bias if index < shape.head_tensor() => (0..spec.len())
+            TensorRole::Embedding => (0..spec.values()).map(|_| rng.symmetric(one / 4)).collect(),
+            TensorRole::Bias if index < shape.head_tensor() => (0..spec.values())
                 .map(|i| if i < shape.cells { one as i32 } else { 0 })
                 .collect(),
-            TensorRole::Bias => vec![0; spec.len()],
+            TensorRole::Bias => vec![0; spec.values()],
         })
         .map(|v: Vec<i32>| {
             v.into_iter()

@@ -44,7 +44,7 @@ pub struct TensorSpec {
 
 impl TensorSpec {
     /// Number of values.
-    pub fn len(&self) -> usize {
+    pub fn values(&self) -> usize {
         self.rows * self.cols
     }
 }

@@ -61,16 +61,23 @@ fn levels_are_recorded_and_clamped() {
     assert_eq!(pack(data, 200)[6], 9, "level 200 is clamped to 9");
 }
 
-/// The seed's digit data. Measured on the CPU twin (2-core x86-64), format version 2: level 1
-/// 16,999 bytes, 0.194 bits/byte, about 14 s each way (level 2: 6,604 bytes; xz -9e: 6,984). The match model finds the repeats the LSTM alone could not (version 1
-/// needed level 2 for 0.236).
+/// The seed's digit data, in one stream: the model must learn to count. Measured on the CPU
+/// twin (2-core x86-64), format version 3: level 1 in one stream 17,176 bytes (0.196
+/// bits/byte); with the default stream schedule (up to 32 streams for 700 KB) 44,409 at level
+/// 1, 26,452 at level 2 and 6,798 at level 5 (xz -9e: 6,984). Each stream counts through its
+/// own segment, so the width costs this file more than text.
 #[test]
 fn seed_digits_below_a_quarter_bit_per_byte() {
     let data = digits();
     assert_eq!(data.len(), 700_000);
     assert_eq!(&data[..14], b"000000\n000001\n");
     assert_eq!(&data[data.len() - 7..], b"099999\n");
-    let archive = round_trip(&data, 1);
+    let options = nngpu::Options {
+        streams: Some(1),
+        ..cpu(1)
+    };
+    let archive = nngpu::compress(&data, &options).unwrap().bytes;
+    assert_eq!(unpack(&archive).unwrap(), data);
     let bpb = bits_per_byte(&archive, &data);
     eprintln!(
         "digits, level 1: {} bytes, {bpb:.4} bits/byte",
