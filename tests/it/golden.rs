@@ -9,18 +9,23 @@ use std::path::PathBuf;
 
 use nngpu::format::FORMAT_VERSION;
 
-use super::util::{pack, unpack};
+use super::util::{cpu, unpack};
 
 /// The committed input: 4 KB of "Alice's Adventures in Wonderland" (public domain).
 fn input_path() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden/alice-4k.txt")
 }
 
-/// The golden archive of the current version: named after it, so a bump shows in the tree.
-fn archive_path() -> PathBuf {
+/// The golden archive of the current version for `case`: named after the version, so a bump
+/// shows in the tree.
+fn archive_path(case: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join(format!("tests/golden/v{FORMAT_VERSION}-level1.nng"))
+        .join(format!("tests/golden/v{FORMAT_VERSION}-{case}.nng"))
 }
+
+/// The golden cases: level 1 in the schedule's one stream, and in 7 streams, which guards the
+/// bits of the streams' shared mixing stage and of the learning rate's width scaling too.
+const CASES: [(&str, Option<u32>); 2] = [("level1", None), ("level1-7streams", Some(7))];
 
 const HOW_TO_REGENERATE: &str = "If the change to the archive's bits is intended, bump \
     FORMAT_VERSION in src/format/mod.rs (and FORMAT.md), then write the new golden archive with \
@@ -29,9 +34,16 @@ const HOW_TO_REGENERATE: &str = "If the change to the archive's bits is intended
 
 #[test]
 fn golden_archive_decodes_and_compression_reproduces_it() {
+    for (case, streams) in CASES {
+        check(case, streams);
+    }
+}
+
+fn check(case: &str, streams: Option<u32>) {
     let input = std::fs::read(input_path()).expect("tests/golden/alice-4k.txt");
-    let fresh = pack(&input, 1);
-    let path = archive_path();
+    let options = nngpu::Options { streams, ..cpu(1) };
+    let fresh = nngpu::compress(&input, &options).unwrap().bytes;
+    let path = archive_path(case);
     if std::env::var("NNGPU_REGENERATE_GOLDEN").is_ok_and(|v| v == "1") {
         std::fs::write(&path, &fresh).expect("cannot write the golden archive");
         eprintln!("wrote {} ({} bytes)", path.display(), fresh.len());
@@ -56,8 +68,8 @@ fn golden_archive_decodes_and_compression_reproduces_it() {
     }
     assert!(
         fresh == golden,
-        "compressing tests/golden/alice-4k.txt at level 1 no longer gives {} ({} bytes now, {} \
-         committed, first difference at byte {:?}). {HOW_TO_REGENERATE}",
+        "compressing tests/golden/alice-4k.txt at level 1 ({case}) no longer gives {} ({} bytes \
+         now, {} committed, first difference at byte {:?}). {HOW_TO_REGENERATE}",
         path.display(),
         fresh.len(),
         golden.len(),

@@ -187,7 +187,12 @@ impl GpuBackend {
         };
         // The window buffers hold `steps` rows of at most `widest` i32s; a tensor's second
         // moments are its largest buffer (u64 each).
-        let largest_tensor = shape.tensors().iter().map(|t| t.values()).max().unwrap_or(0);
+        let largest_tensor = shape
+            .tensors()
+            .iter()
+            .map(|t| t.values())
+            .max()
+            .unwrap_or(0);
         let largest_buffer = (4 * steps * widest).max(8 * largest_tensor);
         if largest_buffer as u64 > ctx.max_binding {
             return Err(Error::BackendUnavailable(format!(
