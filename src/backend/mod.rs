@@ -35,9 +35,9 @@ pub trait Backend: Send {
 /// Which backend the user asked for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BackendChoice {
-    /// A hardware GPU if there is one and the model runs at least `AUTO_GPU_MIN_STREAMS`
-    /// streams (or the adapter named, even a software one), else the CPU twin; also the CPU
-    /// twin when the GPU cannot hold the model.
+    /// A hardware GPU if there is one and the run codes enough bytes per step
+    /// (`AUTO_GPU_MIN_BYTES_PER_STEP_ENCODING`, `…_DECODING`), or the adapter named (even a
+    /// software one); else the CPU twin; also the CPU twin when the GPU cannot hold the model.
     Auto,
     /// A GPU adapter through wgpu (hardware or software); an error if none can run the model.
     Gpu,
@@ -45,41 +45,70 @@ pub enum BackendChoice {
     Cpu,
 }
 
-/// Opens the backend `choice` names for a model of `params`. `adapter`, if given, is a
-/// substring of the GPU adapter's name to prefer.
+/// What the backend will run: the work `auto` weighs.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Workload {
+    /// Whether the run decodes (one step at a time, waiting for each step's bytes) rather
+    /// than encodes (whole windows at once, ahead of the coder).
+    pub decoding: bool,
+    /// Mean bytes one decoder step codes over the frame, as far as it is known
+    /// (`model::schedule::mean_bytes_per_step`): what a GPU's throughput follows.
+    pub bytes_per_step: f64,
+}
+
+/// Opens the backend `choice` names for a model of `params` running `work`. `adapter`, if
+/// given, is a substring of the GPU adapter's name to prefer.
 pub fn open(
     choice: BackendChoice,
     adapter: Option<&str>,
     params: &ModelParams,
+    work: Workload,
 ) -> Result<Box<dyn Backend>, Error> {
     match choice {
         BackendChoice::Cpu => Ok(Box::new(cpu::CpuBackend::new(params))),
         BackendChoice::Gpu => Ok(Box::new(gpu::GpuBackend::open(adapter, params)?)),
-        BackendChoice::Auto => auto(adapter, params),
+        BackendChoice::Auto => auto(adapter, params, work),
     }
 }
 
-/// Fewest streams for which `auto` takes a hardware GPU that the user did not name. Today's
-/// kernels are latency-bound: measured on an NVIDIA H200 against the CPU twin on the host's 16
-/// cores (README, Results), one stream at `-5` compressed at 2.5 KB/s on the GPU and 12.9 KB/s
-/// on the twin, 64 streams at 90.5 against 63.2 KB/s.
-pub const AUTO_GPU_MIN_STREAMS: u32 = 64;
+/// Fewest mean bytes per step for which `auto` compresses on a hardware GPU that the user did
+/// not name. Measured on an NVIDIA H200 against the CPU twin on the host's 16 cores at `-5`
+/// (README, Results; `scripts/gpu-host-check.sh`, format version 3 with one dispatch per
+/// layer): one stream, 3.5 KB/s on the GPU against 22.0 KB/s; 64 streams (64 bytes per step),
+/// 131.0 against 113.2 KB/s, where the GPU first wins.
+pub const AUTO_GPU_MIN_BYTES_PER_STEP_ENCODING: f64 = 64.0;
+
+/// The same for decompression, which waits on every step: at 64 bytes per step the H200 decoded
+/// at 71.6 KB/s against the twin's 80.9 (894 µs per step against 791), and at 8.8 bytes per
+/// step (the schedule's first megabyte) at 19.2 KB/s. A GPU step's time grows far more slowly
+/// with the stream count than the twin's, which is linear, so the crossover is taken at twice
+/// the last measured loss; larger widths were not measured.
+pub const AUTO_GPU_MIN_BYTES_PER_STEP_DECODING: f64 = 128.0;
 
 /// What `auto` runs, and why. A software adapter runs these kernels far slower than the CPU
 /// twin (README, Results), so `auto` never picks one by itself, only when the user names it;
 /// it falls back to the CPU twin when the GPU cannot hold this model (a limit, a missing
 /// feature). The archive is the same whichever runs.
-fn auto(adapter: Option<&str>, params: &ModelParams) -> Result<Box<dyn Backend>, Error> {
+fn auto(
+    adapter: Option<&str>,
+    params: &ModelParams,
+    work: Workload,
+) -> Result<Box<dyn Backend>, Error> {
     let cpu = |why: String| -> Box<dyn Backend> {
         Box::new(Chosen {
             backend: Box::new(cpu::CpuBackend::new(params)),
             why,
         })
     };
-    if adapter.is_none() && params.streams < AUTO_GPU_MIN_STREAMS {
+    let needed = if work.decoding {
+        AUTO_GPU_MIN_BYTES_PER_STEP_DECODING
+    } else {
+        AUTO_GPU_MIN_BYTES_PER_STEP_ENCODING
+    };
+    if adapter.is_none() && work.bytes_per_step < needed {
         return Ok(cpu(format!(
-            "{} stream(s): a GPU is faster only from {AUTO_GPU_MIN_STREAMS}",
-            params.streams
+            "{:.1} bytes per step: a GPU was measured faster only from {needed}",
+            work.bytes_per_step
         )));
     }
     match gpu::usable_adapters(adapter).first() {
@@ -89,7 +118,10 @@ fn auto(adapter: Option<&str>, params: &ModelParams) -> Result<Box<dyn Backend>,
                     backend: Box::new(gpu),
                     why: match adapter {
                         Some(name) => format!("the adapter matching {name:?}"),
-                        None => format!("{} streams on a hardware GPU", params.streams),
+                        None => format!(
+                            "{:.1} bytes per step on a hardware GPU",
+                            work.bytes_per_step
+                        ),
                     },
                 })),
                 Err(Error::BackendUnavailable(e)) => Ok(cpu(format!("the GPU cannot run it: {e}"))),

@@ -3,7 +3,7 @@
 //! per stream and the mixing stage) carries over from block to block; a new frame starts a
 //! new model.
 
-use crate::backend::{self, Backend};
+use crate::backend::{self, Backend, Workload};
 use crate::coder::{BinaryDecoder, BinaryEncoder, CoderError, Replay};
 use crate::error::Error;
 use crate::format::{self, BlockHeader, BlockKind, FrameEnd, FrameHeader, Record};
@@ -39,10 +39,12 @@ struct FrameModel {
 }
 
 impl FrameModel {
-    /// The initial model of a frame with `header`, on the backend `options` ask for.
-    fn open(header: FrameHeader, options: &Options) -> Result<FrameModel, Error> {
+    /// The initial model of a frame with `header`, on the backend `options` ask for, for
+    /// `work`.
+    fn open(header: FrameHeader, options: &Options, work: Workload) -> Result<FrameModel, Error> {
         check_memory(&header.params, options)?;
-        let backend = backend::open(options.backend, options.adapter.as_deref(), &header.params)?;
+        let adapter = options.adapter.as_deref();
+        let backend = backend::open(options.backend, adapter, &header.params, work)?;
         Ok(FrameModel {
             mixer: MixingStage::new(header.params.mix_log2, header.params.streams),
             header,
@@ -77,13 +79,25 @@ pub struct FrameEncoder {
 impl FrameEncoder {
     /// A frame coded with `header`'s model; `fixed_streams` codes every block in
     /// `header.params.streams` streams instead of following `schedule::block_streams`.
+    /// `frame_len` is the frame's length if known in advance (it weighs `auto`'s choice).
     pub fn new(
         header: FrameHeader,
         fixed_streams: bool,
+        frame_len: Option<u64>,
         options: &Options,
     ) -> Result<FrameEncoder, Error> {
+        let streams = header.params.streams;
+        let bytes_per_step = if fixed_streams {
+            f64::from(streams)
+        } else {
+            schedule::mean_bytes_per_step(streams, frame_len)
+        };
+        let work = Workload {
+            decoding: false,
+            bytes_per_step,
+        };
         Ok(FrameEncoder {
-            model: FrameModel::open(header, options)?,
+            model: FrameModel::open(header, options, work)?,
             fixed_streams,
         })
     }
@@ -186,8 +200,13 @@ pub struct FrameDecoder {
 impl FrameDecoder {
     /// The decoder of frame number `frame` (counted from 0), whose header is `header`.
     pub fn new(header: FrameHeader, frame: u64, options: &Options) -> Result<FrameDecoder, Error> {
+        // The frame's length is not known until its end: its widest block is the estimate.
+        let work = Workload {
+            decoding: true,
+            bytes_per_step: f64::from(header.params.streams),
+        };
         Ok(FrameDecoder {
-            model: FrameModel::open(header, options)?,
+            model: FrameModel::open(header, options, work)?,
             frame,
             blocks: 0,
         })

@@ -26,6 +26,12 @@ fn write(output: &mut dyn Write, bytes: &[u8], report: &mut Report) -> Result<()
     Ok(())
 }
 
+/// The length of the frame that starts `start` bytes into an input of `size_hint` bytes, if
+/// known.
+fn frame_len(size_hint: Option<u64>, start: u64, frame_size: u64) -> Option<u64> {
+    size_hint.map(|total| total.saturating_sub(start).min(frame_size))
+}
+
 /// The header of the frame that starts `start` bytes into an input of `size_hint` bytes.
 fn frame_header(
     options: &Options,
@@ -34,7 +40,7 @@ fn frame_header(
     frame_size: u64,
 ) -> FrameHeader {
     let level = options.level.clamp(presets::MIN_LEVEL, presets::MAX_LEVEL);
-    let frame_len = size_hint.map(|total| total.saturating_sub(start).min(frame_size));
+    let frame_len = frame_len(size_hint, start, frame_size);
     let mut params = presets::params_for(level, frame_len);
     if let Some(streams) = options.streams {
         // Streams past a known length would stay empty; the LSTM state is sized by the count.
@@ -105,8 +111,10 @@ fn one_by_one(
     let mut block = Vec::new();
     let mut coded = Vec::new();
     loop {
-        let header = frame_header(options, size_hint, report.original_bytes, frame_size);
-        let mut encoder = FrameEncoder::new(header, options.streams.is_some(), options)?;
+        let start = report.original_bytes;
+        let header = frame_header(options, size_hint, start, frame_size);
+        let len = frame_len(size_hint, start, frame_size);
+        let mut encoder = FrameEncoder::new(header, options.streams.is_some(), len, options)?;
         let mut want = encoder.next_block_len(frame_size);
         let mut got = read_up_to(input, &mut block, want)?;
         // Every archive has a frame, even an empty input's; later frames need data.
@@ -146,7 +154,8 @@ fn encode_frame(
     data: &[u8],
     options: &Options,
 ) -> Result<(Vec<u8>, String), Error> {
-    let mut encoder = FrameEncoder::new(header, options.streams.is_some(), options)?;
+    let len = Some(data.len() as u64);
+    let mut encoder = FrameEncoder::new(header, options.streams.is_some(), len, options)?;
     let mut out = encoder.header_bytes().to_vec();
     let mut rest = data;
     while !rest.is_empty() {

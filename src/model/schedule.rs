@@ -42,6 +42,23 @@ pub fn bytes_to_next_width(max_streams: u32, position: u64) -> u64 {
     RAMP_BYTES * u64::from(width) * 2 - position
 }
 
+/// Mean bytes per decoder step over a frame of `len` bytes whose blocks follow the schedule up
+/// to `max_streams` (`None`: a frame of unknown length, taken as long enough to run at the full
+/// width): the input's bytes over the steps its blocks take.
+pub fn mean_bytes_per_step(max_streams: u32, len: Option<u64>) -> f64 {
+    let Some(len) = len else {
+        return f64::from(max_streams.max(1));
+    };
+    let (mut position, mut steps) = (0u64, 0u64);
+    while position < len {
+        let width = u64::from(block_streams(max_streams, position));
+        let run = bytes_to_next_width(max_streams, position).min(len - position);
+        steps += run.div_ceil(width);
+        position += run;
+    }
+    len as f64 / steps.max(1) as f64
+}
+
 /// Adam's learning rate (Q24) for an update of a block coded in `streams` streams, after
 /// `position` bytes of the frame were coded (all streams together): the header's base rate
 /// times √streams (in Q8, rounded down), within `1..=MAX_LEARNING_RATE_Q24`.
@@ -88,6 +105,19 @@ mod tests {
             }
             assert_eq!(bytes_to_next_width(max, position), u64::MAX);
         }
+    }
+
+    #[test]
+    fn the_mean_width_follows_the_ramp() {
+        let k = 1u64 << 10;
+        assert_eq!(mean_bytes_per_step(256, Some(0)), 0.0);
+        assert_eq!(mean_bytes_per_step(256, Some(32 * k)), 1.0);
+        // 32 KiB in one stream, then 32 KiB in two: 64 KiB in 48 Ki steps.
+        assert_eq!(mean_bytes_per_step(256, Some(64 * k)), 4.0 / 3.0);
+        assert_eq!(mean_bytes_per_step(256, None), 256.0);
+        let large = mean_bytes_per_step(256, Some(40_000_000));
+        assert!((128.0..256.0).contains(&large), "{large}");
+        assert_eq!(mean_bytes_per_step(1, Some(1 << 30)), 1.0);
     }
 
     #[test]
