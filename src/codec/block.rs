@@ -43,9 +43,9 @@ fn as_table(table: &[u32]) -> Result<&[u32; SYMBOLS], Error> {
 const PROGRESS_INTERVAL: u64 = 1 << 14;
 
 /// Where a block sits in its frame, and how it is cut.
-pub struct BlockPlan<'a> {
+pub struct BlockPlan {
     /// The frame's model.
-    pub params: &'a ModelParams,
+    pub params: ModelParams,
     /// Bytes of the frame coded before this block (the learning-rate schedule's position).
     pub position: u64,
     /// Bytes in the block, at least 1.
@@ -99,7 +99,7 @@ fn train(
     targets: &[u8],
     done: u64,
 ) -> Result<(), Error> {
-    let rate = schedule::learning_rate_q24(plan.params, plan.position + done, plan.streams);
+    let rate = schedule::learning_rate_q24(&plan.params, plan.position + done, plan.streams);
     backend.train(targets, rate)
 }
 

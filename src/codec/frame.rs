@@ -54,6 +54,16 @@ impl FrameModel {
         })
     }
 
+    /// The plan of the next block: `len` bytes in `streams` streams.
+    fn plan(&self, len: usize, streams: u32) -> BlockPlan {
+        BlockPlan {
+            params: self.header.params,
+            position: self.position,
+            len,
+            streams,
+        }
+    }
+
     /// Counts a block the model has run over.
     fn advance(&mut self, data: &[u8]) {
         self.position += data.len() as u64;
@@ -142,15 +152,11 @@ impl FrameEncoder {
         .min(u32::try_from(data.len()).unwrap_or(u32::MAX));
         let mut encoder = BinaryEncoder::new();
         let model = &mut self.model;
+        let plan = model.plan(data.len(), streams);
         let mixer = &mut model.mixer;
         run_block(
             model.backend.as_mut(),
-            &BlockPlan {
-                params: &params,
-                position: model.position,
-                len: data.len(),
-                streams,
-            },
+            &plan,
             Some(data),
             progress,
             |stream, at, table| {
@@ -234,14 +240,9 @@ impl FrameDecoder {
                 out.extend_from_slice(payload);
                 // The encoder ran the model over this block before it chose to store it: run
                 // it the same way, coding nothing.
+                let plan = model.plan(len, streams);
                 let mixer = &mut model.mixer;
                 let mut replay = Replay;
-                let plan = BlockPlan {
-                    params: &model.header.params,
-                    position: model.position,
-                    len,
-                    streams,
-                };
                 run_block(
                     model.backend.as_mut(),
                     &plan,
@@ -260,13 +261,8 @@ impl FrameDecoder {
                     .map_err(|_| Error::OutOfMemory(len as u64))?;
                 out.resize(len, 0);
                 let mut decoder = BinaryDecoder::new(payload).map_err(|_| Error::CorruptPayload)?;
+                let plan = model.plan(len, streams);
                 let mixer = &mut model.mixer;
-                let plan = BlockPlan {
-                    params: &model.header.params,
-                    position: model.position,
-                    len,
-                    streams,
-                };
                 run_block(
                     model.backend.as_mut(),
                     &plan,

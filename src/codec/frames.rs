@@ -20,27 +20,15 @@ fn read_up_to(input: &mut dyn Read, buf: &mut Vec<u8>, want: u64) -> Result<usiz
     input.take(want).read_to_end(buf).map_err(Error::Read)
 }
 
-fn write(output: &mut dyn Write, bytes: &[u8], report: &mut Report) -> Result<(), Error> {
-    output.write_all(bytes).map_err(Error::Write)?;
-    report.archive_bytes += bytes.len() as u64;
-    Ok(())
-}
-
 /// The length of the frame that starts `start` bytes into an input of `size_hint` bytes, if
 /// known.
 fn frame_len(size_hint: Option<u64>, start: u64, frame_size: u64) -> Option<u64> {
     size_hint.map(|total| total.saturating_sub(start).min(frame_size))
 }
 
-/// The header of the frame that starts `start` bytes into an input of `size_hint` bytes.
-fn frame_header(
-    options: &Options,
-    size_hint: Option<u64>,
-    start: u64,
-    frame_size: u64,
-) -> FrameHeader {
+/// The header of a frame of `frame_len` bytes (`None`: unknown).
+fn frame_header(options: &Options, frame_len: Option<u64>) -> FrameHeader {
     let level = options.level.clamp(presets::MIN_LEVEL, presets::MAX_LEVEL);
-    let frame_len = frame_len(size_hint, start, frame_size);
     let mut params = presets::params_for(level, frame_len);
     if let Some(streams) = options.streams {
         // Streams past a known length would stay empty; the LSTM state is sized by the count.
@@ -53,8 +41,38 @@ fn frame_header(
     }
 }
 
-/// See `super::compress_stream`.
-pub fn compress(
+/// One compression run: where it reads and writes, and what it has done so far.
+struct Job<'a> {
+    input: &'a mut dyn Read,
+    output: &'a mut dyn Write,
+    size_hint: Option<u64>,
+    options: &'a Options,
+    progress: Progress<'a>,
+    frame_size: u64,
+    report: Report,
+}
+
+impl Job<'_> {
+    /// Writes archive bytes, counting them.
+    fn write(&mut self, bytes: &[u8]) -> Result<(), Error> {
+        self.output.write_all(bytes).map_err(Error::Write)?;
+        self.report.archive_bytes += bytes.len() as u64;
+        Ok(())
+    }
+
+    /// The header and, if known, the length of the frame that starts `start` bytes in.
+    fn frame_at(&self, start: u64) -> (FrameHeader, Option<u64>) {
+        let len = frame_len(self.size_hint, start, self.frame_size);
+        (frame_header(self.options, len), len)
+    }
+}
+
+/// Compresses everything `input` holds into an archive written to `output`, block by block.
+/// `size_hint` is the input's length when known in advance (a file's): it sizes the model of
+/// a short input down; without it (standard input) each frame gets the preset's largest. The
+/// archive depends on the data, the options and the hint, never on `threads` or on how the
+/// input arrives.
+pub fn compress_stream(
     input: &mut dyn Read,
     output: &mut dyn Write,
     size_hint: Option<u64>,
@@ -66,89 +84,68 @@ pub fn compress(
         0 => rayon::current_num_threads(),
         n => n,
     };
-    let mut report = Report {
-        original_bytes: 0,
-        archive_bytes: 0,
-        backend: String::new(),
+    let mut job = Job {
+        input,
+        output,
+        size_hint,
+        options,
+        progress,
+        frame_size,
+        report: Report::default(),
     };
     let several = size_hint.is_none_or(|len| len > frame_size);
     if workers > 1 && frame_size < u64::MAX && several {
-        in_parallel(
-            input,
-            output,
-            size_hint,
-            options,
-            progress,
-            frame_size,
-            workers,
-            &mut report,
-        )?;
+        in_parallel(&mut job, workers)?;
     } else {
-        one_by_one(
-            input,
-            output,
-            size_hint,
-            options,
-            progress,
-            frame_size,
-            &mut report,
-        )?;
+        one_by_one(&mut job)?;
     }
-    output.flush().map_err(Error::Write)?;
-    Ok(report)
+    job.output.flush().map_err(Error::Write)?;
+    Ok(job.report)
 }
 
 /// Frames one after another, each block read, coded and written before the next is read.
-fn one_by_one(
-    input: &mut dyn Read,
-    output: &mut dyn Write,
-    size_hint: Option<u64>,
-    options: &Options,
-    progress: Progress,
-    frame_size: u64,
-    report: &mut Report,
-) -> Result<(), Error> {
+fn one_by_one(job: &mut Job) -> Result<(), Error> {
     let mut block = Vec::new();
     let mut coded = Vec::new();
+    let fixed_streams = job.options.streams.is_some();
     loop {
-        let start = report.original_bytes;
-        let header = frame_header(options, size_hint, start, frame_size);
-        let len = frame_len(size_hint, start, frame_size);
-        let mut encoder = FrameEncoder::new(header, options.streams.is_some(), len, options)?;
-        let mut want = encoder.next_block_len(frame_size);
-        let mut got = read_up_to(input, &mut block, want)?;
+        let (header, len) = job.frame_at(job.report.original_bytes);
+        let mut encoder = FrameEncoder::new(header, fixed_streams, len, job.options)?;
+        let mut want = encoder.next_block_len(job.frame_size);
+        let mut got = read_up_to(job.input, &mut block, want)?;
         // Every archive has a frame, even an empty input's; later frames need data.
-        if got == 0 && report.original_bytes > 0 {
+        if got == 0 && job.report.original_bytes > 0 {
             return Ok(());
         }
-        if report.backend.is_empty() {
-            report.backend = encoder.backend();
+        if job.report.backend.is_empty() {
+            job.report.backend = encoder.backend();
         }
-        write(output, &encoder.header_bytes(), report)?;
+        job.write(&encoder.header_bytes())?;
         let mut in_frame = 0u64;
         let mut ended = (got as u64) < want;
         while got > 0 {
             coded.clear();
-            let base = report.original_bytes;
+            let base = job.report.original_bytes;
+            let progress = &mut job.progress;
             encoder.encode_block(&block, &mut coded, &mut |done| progress(base + done))?;
-            write(output, &coded, report)?;
-            report.original_bytes += got as u64;
+            job.write(&coded)?;
+            job.report.original_bytes += got as u64;
             in_frame += got as u64;
-            if ended || in_frame == frame_size {
+            if ended || in_frame == job.frame_size {
                 break;
             }
-            want = encoder.next_block_len(frame_size - in_frame);
-            got = read_up_to(input, &mut block, want)?;
+            want = encoder.next_block_len(job.frame_size - in_frame);
+            got = read_up_to(job.input, &mut block, want)?;
             ended = (got as u64) < want;
         }
-        write(output, &encoder.finish(), report)?;
+        job.write(&encoder.finish())?;
         if ended {
             return Ok(());
         }
     }
 }
 
-/// One whole frame of `data` (already read) as archive bytes.
+/// One whole frame of `data` (already read) as archive bytes, and the backend that ran it.
 fn encode_frame(
     header: FrameHeader,
     data: &[u8],
@@ -172,32 +169,23 @@ fn encode_frame(
 /// Several frames at once: up to `workers` frames are read whole, compressed in parallel and
 /// written in order. Memory holds those frames' data and archives, and their models; fewer
 /// run at once when their models together would pass the memory limit.
-#[allow(clippy::too_many_arguments)]
-fn in_parallel(
-    input: &mut dyn Read,
-    output: &mut dyn Write,
-    size_hint: Option<u64>,
-    options: &Options,
-    progress: Progress,
-    frame_size: u64,
-    workers: usize,
-    report: &mut Report,
-) -> Result<(), Error> {
-    let first = frame_header(options, size_hint, 0, frame_size);
+fn in_parallel(job: &mut Job, workers: usize) -> Result<(), Error> {
+    let (first, _) = job.frame_at(0);
     let per_frame = memory::model_state(&first.params).total().max(1);
-    let workers = workers.min((options.memory_limit / per_frame).max(1) as usize);
+    let workers = workers.min((job.options.memory_limit / per_frame).max(1) as usize);
+    let options = job.options;
     loop {
         let mut batch: Vec<(FrameHeader, Vec<u8>)> = Vec::new();
-        let mut start = report.original_bytes;
+        let mut start = job.report.original_bytes;
         let mut ended = false;
         while batch.len() < workers && !ended {
             let mut data = Vec::new();
-            let got = read_up_to(input, &mut data, frame_size)? as u64;
-            ended = got < frame_size;
+            let got = read_up_to(job.input, &mut data, job.frame_size)? as u64;
+            ended = got < job.frame_size;
             if got == 0 && start > 0 {
                 break;
             }
-            batch.push((frame_header(options, size_hint, start, frame_size), data));
+            batch.push((job.frame_at(start).0, data));
             start += got;
         }
         if batch.is_empty() {
@@ -220,12 +208,12 @@ fn in_parallel(
         });
         for (frame, (_, data)) in frames.into_iter().zip(&batch) {
             let (bytes, backend) = frame?;
-            if report.backend.is_empty() {
-                report.backend = backend;
+            if job.report.backend.is_empty() {
+                job.report.backend = backend;
             }
-            write(output, &bytes, report)?;
-            report.original_bytes += data.len() as u64;
-            progress(report.original_bytes);
+            job.write(&bytes)?;
+            job.report.original_bytes += data.len() as u64;
+            (job.progress)(job.report.original_bytes);
         }
         if ended {
             return Ok(());

@@ -20,6 +20,7 @@ use crate::model::memory::DEFAULT_MEMORY_LIMIT;
 use crate::model::presets;
 
 pub use frame::check_memory;
+pub use frames::compress_stream;
 
 /// How to compress or decompress.
 #[derive(Clone, Debug)]
@@ -69,7 +70,7 @@ pub struct Outcome {
 }
 
 /// What a streaming run did.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Report {
     /// Bytes of original data read (compression) or written (decompression).
     pub original_bytes: u64,
@@ -126,21 +127,6 @@ pub fn decompress_with_progress(
     })
 }
 
-/// Compresses everything `input` holds into an archive written to `output`, block by block.
-/// `size_hint` is the input's length when known in advance (a file's): it sizes the model of
-/// a short input down; without it (standard input) each frame gets the preset's largest. The
-/// archive depends on the data, the options and the hint, never on `threads` or on how the
-/// input arrives.
-pub fn compress_stream(
-    input: &mut dyn Read,
-    output: &mut dyn Write,
-    size_hint: Option<u64>,
-    options: &Options,
-    progress: Progress,
-) -> Result<Report, Error> {
-    frames::compress(input, output, size_hint, options, progress)
-}
-
 /// Decompresses the archive `input` holds (one frame or several concatenated) to `output`,
 /// writing each block as soon as it is decoded and checked. On an error, what was written
 /// before it is correct data: every block written has passed its checksum.
@@ -153,11 +139,7 @@ pub fn decompress_stream(
     let mut reader = ArchiveReader::new(input);
     let mut payload = Vec::new();
     let mut data = Vec::new();
-    let mut report = Report {
-        original_bytes: 0,
-        archive_bytes: 0,
-        backend: String::new(),
-    };
+    let mut report = Report::default();
     while let Some(header) = reader.next_frame()? {
         let mut frame = frame::FrameDecoder::new(header, reader.frames() - 1, options)?;
         if report.backend.is_empty() {

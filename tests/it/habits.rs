@@ -2,10 +2,10 @@
 //! Inputs are a few hundred bytes at `-1`, so each run takes milliseconds. The rows about
 //! terminals run under a pseudo-terminal in `terminal`.
 
+use super::util::sh;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, SystemTime};
 
 use super::util::{
@@ -80,12 +80,7 @@ fn pipes_round_trip() {
         "cat f | '{bin}' -1 | '{bin}' -d | cmp - f",
         bin = env!("CARGO_BIN_EXE_nngpu")
     );
-    let out = Command::new("sh")
-        .args(["-c", &script])
-        .current_dir(d)
-        .env("NNGPU_BACKEND", "cpu")
-        .output()
-        .unwrap();
+    let out = sh(d, &script);
     assert_ok(&out);
     assert_eq!(names_in(d), ["f"]);
 }

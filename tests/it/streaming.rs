@@ -4,9 +4,9 @@
 //! generated text at `-1` on the CPU twin, which codes about 100 KB/s on two cores, so the
 //! tests with hundreds of kilobytes take seconds.
 
+use super::util::sh;
 use std::fs;
 use std::path::Path;
-use std::process::Command;
 
 use super::util::{
     Rng, assert_fails, assert_ok, names_in, nngpu, pack, run, run_with_stdin, short_text, temp_dir,
@@ -79,12 +79,7 @@ fn joined_archives_decode_to_joined_inputs() {
     fs::write(d.join("b"), &b).unwrap();
     assert_ok(&run(nngpu(d).args(["-1", "a", "b"])));
     let script = format!("cat a.nng b.nng | '{}' -d", env!("CARGO_BIN_EXE_nngpu"));
-    let out = Command::new("sh")
-        .args(["-c", &script])
-        .current_dir(d)
-        .env("NNGPU_BACKEND", "cpu")
-        .output()
-        .unwrap();
+    let out = sh(d, &script);
     assert_ok(&out);
     assert!(
         out.stdout == [a, b].concat(),

@@ -195,3 +195,13 @@ pub fn names_in(dir: &Path) -> Vec<String> {
 pub fn temp_dir() -> tempfile::TempDir {
     tempfile::tempdir().expect("cannot create a temporary directory")
 }
+
+/// Runs the shell `script` in `dir` on the CPU twin (`NNGPU_BACKEND=cpu`), for pipelines.
+pub fn sh(dir: &Path, script: &str) -> Output {
+    Command::new("sh")
+        .args(["-c", script])
+        .current_dir(dir)
+        .env("NNGPU_BACKEND", "cpu")
+        .output()
+        .expect("cannot run sh")
+}
