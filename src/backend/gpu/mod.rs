@@ -132,7 +132,8 @@ const MAX_TILE: usize = 8;
 /// the widest tile keeps busy. The tile decides no bit of the result.
 fn stream_tile(shape: &Shape, software: bool, workgroup_bytes: usize) -> Option<usize> {
     let layer_bytes = 4 * shape.layer_inputs(shape.layers - 1);
-    // `head_softmax` also keeps three `SYMBOLS`-long trees.
+    // `head_softmax` also keeps three `SYMBOLS`-long trees. (`input_grad`'s 256 bytes per
+    // stream stay below `head_softmax`'s `4 · HEAD_CHUNK`.)
     let head_bytes = 4 * HEAD_CHUNK;
     let fits = (workgroup_bytes / layer_bytes)
         .min(workgroup_bytes.saturating_sub(3 * 4 * SYMBOLS) / head_bytes)
