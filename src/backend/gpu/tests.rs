@@ -488,17 +488,18 @@ fn matrix_update_case(
 ) {
     let (dz, x) = if extreme {
         // The largest low and high parts of `dz` (2^27 - 1) and ±2^27, against x = ±ONE: the
-        // bounds `matrix_update.wgsl`'s chunk sums are sized for.
+        // bounds `matrix_update.wgsl`'s chunk sums are sized for (mostly of one sign, so a
+        // chunk of twice its 16 stream-steps would overflow `i32`).
         let dz = (0..n * rows)
-            .map(|i| match (i / rows) % 4 {
-                0 | 1 => fixed::GRAD_LIMIT - 1,
-                2 => fixed::GRAD_LIMIT,
+            .map(|i| match (i / rows) % 8 {
+                0..6 => fixed::GRAD_LIMIT - 1,
+                6 => fixed::GRAD_LIMIT,
                 _ => -fixed::GRAD_LIMIT,
             })
             .collect();
         let x = (0..n * cols)
             .map(|i| {
-                if (i + i / cols) % 5 == 0 {
+                if (i + i / cols) % 7 == 0 {
                     -fixed::ONE
                 } else {
                     fixed::ONE
@@ -577,6 +578,7 @@ fn matrix_update_matches_the_twin_in_every_tiling_and_at_the_limits() {
         ((40, 24, 16), 8),
         ((17, 72, 48), 32),
         ((5, 8, 8), 4),
+        ((70, 32, 32), 32),
     ] {
         for extreme in [false, true] {
             matrix_update_case(&ctx, &mut rng, dims, tile, extreme);
