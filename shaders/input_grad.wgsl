@@ -1,21 +1,51 @@
-// Gradient with respect to a matrix's input, as `kernels::input_grad`. One invocation per
-// (stream, column); the sum over rows is exact in i64.
+// Gradient with respect to a matrix's input, as `kernels::input_grad`:
+// `dx[s][k] = Σ_r W[r][k] · dz[s][r]`, rounded and clamped.
+//
+// One workgroup of 64 threads per tile of STREAM_TILE streams and 64 columns (workgroup
+// (x, y) owns stream tile x and column block y); thread t owns column 64·y + t of every stream
+// of the tile, so each weight is read once per tile. The tile's dz rows pass through
+// workgroup memory ROW_CHUNK rows at a time. The sums are exact in i64 (products below
+// 2^15 · 2^27, at most 3 · MAX_CELLS rows: below 2^54, `fixed`), so their order does not matter.
 @group(0) @binding(2) var<storage, read> w: array<i32>;
 @group(0) @binding(3) var<storage, read> dz_win: array<i32>;
 @group(0) @binding(4) var<storage, read_write> dx: array<i32>;
 
-@compute @workgroup_size(64)
-fn main(@builtin(global_invocation_id) id: vec3<u32>) {
-    let i = id.x;
-    if i >= step.streams * COLS {
-        return;
+const THREADS: u32 = 64u;
+const ROW_CHUNK: u32 = 64u;
+var<workgroup> dzs: array<i32, STREAM_TILE * ROW_CHUNK>;
+
+@compute @workgroup_size(THREADS)
+fn main(
+    @builtin(workgroup_id) group: vec3<u32>,
+    @builtin(local_invocation_index) t: u32,
+) {
+    let first = group.x * STREAM_TILE;
+    let tile = min(STREAM_TILE, step.streams - first);
+    let k = group.y * THREADS + t;
+    var acc: array<i64, STREAM_TILE>;
+    for (var r0 = 0u; r0 < ROWS; r0 += ROW_CHUNK) {
+        let width = min(ROW_CHUNK, ROWS - r0);
+        workgroupBarrier();
+        for (var i = t; i < tile * width; i += THREADS) {
+            let s = i / width;
+            let r = i % width;
+            dzs[s * ROW_CHUNK + r] = dz_win[(step.base + first + s) * ROWS + r0 + r];
+        }
+        workgroupBarrier();
+        if k < COLS {
+            for (var r = 0u; r < width; r += 1u) {
+                let wv = i64(w[(r0 + r) * COLS + k]);
+                // Streams past the tile read zeros or stale values and are never written back;
+                // the constant bound lets the compiler keep the sums in registers.
+                for (var s = 0u; s < STREAM_TILE; s += 1u) {
+                    acc[s] += wv * i64(dzs[s * ROW_CHUNK + r]);
+                }
+            }
+        }
     }
-    let s = i / COLS;
-    let k = i % COLS;
-    let d = (step.base + s) * ROWS;
-    var acc = i64(0);
-    for (var r = 0u; r < ROWS; r += 1u) {
-        acc += i64(w[r * COLS + k]) * i64(dz_win[d + r]);
+    if k < COLS {
+        for (var s = 0u; s < tile; s += 1u) {
+            dx[(first + s) * COLS + k] = clamp_i32(round_shift(acc[s], ACT_FRAC), GRAD_LIMIT);
+        }
     }
-    dx[s * COLS + k] = clamp_i32(round_shift(acc, ACT_FRAC), GRAD_LIMIT);
 }

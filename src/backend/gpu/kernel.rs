@@ -233,16 +233,24 @@ impl Kernel {
 
     /// Records a dispatch of `groups` workgroups, for kernels whose workgroups each own a tile
     /// of streams (`layer_forward`, `head_softmax`) or the whole window (`symbol_order`),
-    /// reading its `struct Step` from byte
-    /// `step_offset` of the step buffer.
+    /// reading its `struct Step` from byte `step_offset` of the step buffer.
     pub fn record_groups(&self, pass: &mut wgpu::ComputePass, step_offset: u32, groups: usize) {
-        if groups == 0 {
+        self.record_grid(pass, step_offset, [groups, 1]);
+    }
+
+    /// Records a dispatch of `groups[0] × groups[1]` workgroups, for kernels whose workgroups
+    /// each own a tile of two dimensions (`matrix_update`: columns × rows of a matrix;
+    /// `input_grad`: streams × columns), reading its `struct Step` from byte `step_offset` of
+    /// the step buffer.
+    pub fn record_grid(&self, pass: &mut wgpu::ComputePass, step_offset: u32, groups: [usize; 2]) {
+        if groups.contains(&0) {
             return;
         }
         pass.set_pipeline(&self.pipeline);
         pass.set_bind_group(0, &self.bind_group, &[step_offset]);
-        // `GpuBackend::new` refuses a model whose stream tiles would need more (`stream_tile`).
-        debug_assert!(groups <= 65_535);
-        pass.dispatch_workgroups(groups as u32, 1, 1);
+        // `GpuBackend::new` refuses a model whose stream tiles would need more (`stream_tile`);
+        // the other dimensions are at most `MAX_CELLS`-sized tensors over tiles of 16 or more.
+        debug_assert!(groups.iter().all(|&g| g <= 65_535));
+        pass.dispatch_workgroups(groups[0] as u32, groups[1] as u32, 1);
     }
 }

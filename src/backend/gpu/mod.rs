@@ -70,8 +70,10 @@ pub struct GpuBackend {
     masters: Vec<wgpu::Buffer>,
     layers: Vec<LayerKernels>,
     head: Kernel,
-    /// Streams per workgroup of the forward kernels (`stream_tile`).
+    /// Streams per workgroup of the forward kernels and `input_grad` (`stream_tile`).
     tile: usize,
+    /// Edge of `matrix_update`'s tiles (`matrix_tile`).
+    matrix_tile: usize,
     /// Dispatches the last `forward` recorded per step.
     step_dispatches: usize,
     output_grad: Kernel,
@@ -89,26 +91,30 @@ pub struct GpuBackend {
 const MAX_INVOCATIONS: usize = 65_535 * kernel::WORKGROUP as usize;
 
 /// Threads of the largest one-thread-per-value dispatch `train` records for `shape`: the
-/// per-stream backward kernels (`streams ×` the widest of a layer's inputs, the head's inputs
-/// and the logits), and the updates of whole tensors, of which the deepest layer's matrix
-/// (`3·cells × 2·cells` from layer 1 on) and the head's are the largest. (The forward
-/// kernels dispatch one workgroup per stream tile, `stream_tile`.)
+/// per-stream backward kernels `output_grad` (`streams × SYMBOLS`) and `cell_backward`
+/// (`streams × cells`), and the embedding updates (`SYMBOLS × 3·cells`). (The forward
+/// kernels and `input_grad` dispatch one workgroup per stream tile and block of columns,
+/// `stream_tile`; `matrix_update` one per tile of its matrix, `matrix_tile`.)
 fn largest_dispatch(shape: &Shape) -> usize {
-    let rows = shape.gate_rows();
-    let widest = [2 * shape.cells, shape.head_inputs(), SYMBOLS]
-        .into_iter()
-        .max()
-        .unwrap_or(SYMBOLS);
-    let deepest_matrix = rows * shape.layer_inputs(shape.layers.saturating_sub(1));
     [
-        shape.streams * widest,
-        deepest_matrix,
-        SYMBOLS * rows,
-        SYMBOLS * shape.head_inputs(),
+        shape.streams * SYMBOLS,
+        shape.streams * shape.cells,
+        SYMBOLS * shape.gate_rows(),
     ]
     .into_iter()
     .max()
     .unwrap_or(0)
+}
+
+/// Edge of the square tiles of a matrix that `matrix_update`'s workgroups own: 4, 8, 16 or 32
+/// (64 threads of 4 × 4 weights each, or fewer blocks with the stream-steps split between
+/// threads).
+///
+/// A larger tile reads the window fewer times; a smaller one gives a large GPU more
+/// workgroups (16 gives 108 to 216 for the matrices of preset -5), while a software adapter's
+/// few cores are kept busy by the largest. The tile decides no bit of the result.
+fn matrix_tile(software: bool) -> usize {
+    if software { 32 } else { 16 }
 }
 
 /// Columns of the head's input that pass through workgroup memory at a time.
@@ -117,7 +123,7 @@ const HEAD_CHUNK: usize = 256;
 /// Most streams one workgroup of the forward kernels handles.
 const MAX_TILE: usize = 8;
 
-/// Streams per workgroup of the forward kernels, `None` when none fits `workgroup_bytes` of
+/// Streams per workgroup of the forward kernels and of `input_grad`, `None` when none fits `workgroup_bytes` of
 /// workgroup memory or `streams` would need more than 65,535 workgroups.
 ///
 /// A wider tile reads each weight once for more streams; a narrower one spreads the step over
@@ -126,7 +132,8 @@ const MAX_TILE: usize = 8;
 /// the widest tile keeps busy. The tile decides no bit of the result.
 fn stream_tile(shape: &Shape, software: bool, workgroup_bytes: usize) -> Option<usize> {
     let layer_bytes = 4 * shape.layer_inputs(shape.layers - 1);
-    // `head_softmax` also keeps three `SYMBOLS`-long trees.
+    // `head_softmax` also keeps three `SYMBOLS`-long trees. (`input_grad`'s 256 bytes per
+    // stream stay below `head_softmax`'s `4 · HEAD_CHUNK`.)
     let head_bytes = 4 * HEAD_CHUNK;
     let fits = (workgroup_bytes / layer_bytes)
         .min(workgroup_bytes.saturating_sub(3 * 4 * SYMBOLS) / head_bytes)
@@ -193,6 +200,7 @@ impl GpuBackend {
             .map(|t| t.values())
             .max()
             .unwrap_or(0);
+        let matrix_tile = matrix_tile(ctx.software);
         let largest_buffer = (4 * steps * widest).max(8 * largest_tensor);
         if largest_buffer as u64 > ctx.max_binding {
             return Err(Error::BackendUnavailable(format!(
@@ -281,6 +289,7 @@ impl GpuBackend {
             c.insert("COLS", Value::U32(0));
             c.insert("EMBEDDED", Value::Bool(false));
             c.insert("STREAM_TILE", Value::U32(tile as u32));
+            c.insert("MATRIX_TILE", Value::U32(matrix_tile as u32));
             c.insert("CHUNK", Value::U32(HEAD_CHUNK as u32));
             // One cell per thread, in passes of at most 256 threads.
             c.insert(
@@ -430,6 +439,7 @@ impl GpuBackend {
                 &[(&symbols_win, Read), (&by_symbol, ReadWrite)],
             ),
             tile,
+            matrix_tile,
             step_dispatches: 0,
             output_grad: k(
                 "output_grad",
@@ -656,26 +666,43 @@ impl Backend for GpuBackend {
                 let base = end - streams;
                 let at = self.write_step(self.shape.window + t, streams, base, recorded, 0);
                 self.output_grad.record(&mut pass, at, streams * SYMBOLS);
-                self.head_input_grad
-                    .record(&mut pass, at, streams * self.shape.head_inputs());
+                let tiles = streams.div_ceil(self.tile);
+                let blocks = |cols: usize| cols.div_ceil(kernel::WORKGROUP as usize);
+                self.head_input_grad.record_grid(
+                    &mut pass,
+                    at,
+                    [tiles, blocks(self.shape.head_inputs())],
+                );
                 for (l, lk) in self.layers.iter().enumerate().rev() {
                     lk.backward.record(&mut pass, at, streams * cells);
-                    lk.input_grad
-                        .record(&mut pass, at, streams * self.shape.layer_inputs(l));
+                    lk.input_grad.record_grid(
+                        &mut pass,
+                        at,
+                        [tiles, blocks(self.shape.layer_inputs(l))],
+                    );
                 }
                 end = base;
             }
             let at = self.write_step(2 * self.shape.window, 0, 0, recorded, learning_rate_q24);
             let rows = self.shape.gate_rows();
+            let tiles = |rows: usize, cols: usize| {
+                [
+                    cols.div_ceil(self.matrix_tile),
+                    rows.div_ceil(self.matrix_tile),
+                ]
+            };
             self.symbol_order.record_groups(&mut pass, at, 1);
             for (l, lk) in self.layers.iter().enumerate() {
-                lk.update_matrix
-                    .record(&mut pass, at, rows * self.shape.layer_inputs(l));
+                lk.update_matrix.record_grid(
+                    &mut pass,
+                    at,
+                    tiles(rows, self.shape.layer_inputs(l)),
+                );
                 lk.update_embedding.record(&mut pass, at, SYMBOLS * rows);
                 lk.update_bias.record(&mut pass, at, rows);
             }
             self.head_update
-                .record(&mut pass, at, SYMBOLS * self.shape.head_inputs());
+                .record_grid(&mut pass, at, tiles(SYMBOLS, self.shape.head_inputs()));
             self.head_bias_update.record(&mut pass, at, SYMBOLS);
         }
         self.pending = Some(encoder);

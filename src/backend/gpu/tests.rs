@@ -45,27 +45,22 @@ fn say_skipping(why: &str) {
 }
 
 #[test]
-fn dispatch_check_covers_the_matrix_update_of_deep_layers() {
+fn dispatch_check_counts_the_kernels_of_one_thread_per_value() {
     use super::{MAX_INVOCATIONS, largest_dispatch};
     use crate::model::layout::Shape;
-    let shape = |layers, cells| Shape {
+    let shape = |layers, cells, streams| Shape {
         layers,
         cells,
-        streams: 1,
+        streams,
         window: 20,
     };
-    // Layer 1's matrix has 3·cells rows of 2·cells inputs: 6·840² threads in one dispatch.
-    assert_eq!(largest_dispatch(&shape(2, 840)), 6 * 840 * 840);
-    assert!(largest_dispatch(&shape(2, 840)) > MAX_INVOCATIONS);
-    assert!(largest_dispatch(&shape(2, 832)) <= MAX_INVOCATIONS);
-    // One layer: 3·cells × cells.
-    assert_eq!(largest_dispatch(&shape(1, 1024)), 3 * 1024 * 1024);
-    // Many streams: the per-stream kernels dominate.
-    let wide = Shape {
-        streams: 4096,
-        ..shape(1, 32)
-    };
-    assert_eq!(largest_dispatch(&wide), 4096 * 256);
+    // The matrix updates are tiled, so the largest layers fit: the embeddings dominate.
+    assert_eq!(largest_dispatch(&shape(2, 1024, 1)), SYMBOLS * 3 * 1024);
+    assert!(largest_dispatch(&shape(4, 1024, 1)) <= MAX_INVOCATIONS);
+    // Many streams: `output_grad`, then `cell_backward` once cells outnumber symbols.
+    assert_eq!(largest_dispatch(&shape(1, 32, 4096)), 4096 * SYMBOLS);
+    assert_eq!(largest_dispatch(&shape(1, 512, 8192)), 8192 * 512);
+    assert!(largest_dispatch(&shape(1, 512, 8192)) > MAX_INVOCATIONS);
 }
 
 /// Seeded per test, so failures reproduce.
@@ -93,6 +88,8 @@ enum Dispatch {
     Threads(usize),
     /// This many workgroups, for kernels of one workgroup per stream tile.
     Groups(usize),
+    /// This grid of workgroups, for kernels of one workgroup per tile of two dimensions.
+    Grid([usize; 2]),
 }
 
 /// Runs one kernel with `step` and the given buffers (contents, access), and returns every
@@ -142,6 +139,7 @@ fn run_kernel(
         ("COLS", Value::U32(0)),
         ("EMBEDDED", Value::Bool(false)),
         ("STREAM_TILE", Value::U32(1)),
+        ("MATRIX_TILE", Value::U32(32)),
         ("CHUNK", Value::U32(256)),
         ("WORKGROUP_SIZE", Value::U32(64)),
     ]
@@ -159,6 +157,7 @@ fn run_kernel(
         match dispatch {
             Dispatch::Threads(n) => kernel.record(&mut pass, 0, n),
             Dispatch::Groups(n) => kernel.record_groups(&mut pass, 0, n),
+            Dispatch::Grid(g) => kernel.record_grid(&mut pass, 0, g),
         }
     }
     let staging: Vec<wgpu::Buffer> = gpu
@@ -415,41 +414,105 @@ fn head_softmax_matches_the_twin_on_random_flat_peaked_and_saturated_logits() {
     }
 }
 
-#[test]
-fn input_grad_matches_the_twin_at_the_gradient_limits() {
-    let Some(ctx) = context() else { return };
-    let mut rng = Rng(3);
-    let (streams, rows, cols) = (3usize, 48usize, 16usize);
+/// `input_grad` against its twin: `streams` streams from window row 2 on, in tiles of `tile`
+/// streams, with every `dz` at `dz_limit` or drawn within it.
+fn input_grad_case(
+    ctx: &GpuContext,
+    rng: &mut Rng,
+    (streams, rows, cols): (usize, usize, usize),
+    tile: usize,
+    extreme: bool,
+) {
+    let base = 2usize;
     let w = rng.values(rows * cols, 32767);
-    let dz = rng.values(streams * rows, fixed::GRAD_LIMIT);
+    let dz_all = if extreme {
+        (0..(base + streams) * rows)
+            .map(|i| match i % 3 {
+                0 => fixed::GRAD_LIMIT,
+                1 => -fixed::GRAD_LIMIT,
+                _ => fixed::GRAD_LIMIT - 1,
+            })
+            .collect()
+    } else {
+        rng.values((base + streams) * rows, fixed::GRAD_LIMIT)
+    };
     let mut want = vec![0; streams * cols];
-    let w16: Vec<i16> = w.iter().map(|&v| v as i16).collect();
-    kernels::input_grad(streams, &w16, &dz, &mut want);
+    kernels::input_grad(streams, &to_i16(&w), &dz_all[base * rows..], &mut want);
     let out = run_kernel(
-        &ctx,
+        ctx,
         "input_grad",
         &[
             ("ROWS", Value::U32(rows as u32)),
             ("COLS", Value::U32(cols as u32)),
+            ("STREAM_TILE", Value::U32(tile as u32)),
         ],
-        [streams as u32, 0, 0, 0],
+        [streams as u32, base as u32, 0, 0],
         &[
             (as_u32(&w), Access::Read),
-            (as_u32(&dz), Access::Read),
+            (as_u32(&dz_all), Access::Read),
             (vec![0; streams * cols], Access::ReadWrite),
         ],
-        Dispatch::Threads(streams * cols),
+        Dispatch::Grid([streams.div_ceil(tile), cols.div_ceil(64)]),
     );
-    assert_eq!(as_i32(&out[2]), want);
+    assert_eq!(
+        as_i32(&out[2]),
+        want,
+        "{streams} streams, {rows} × {cols}, tiles of {tile}, extreme: {extreme}"
+    );
 }
 
 #[test]
-fn matrix_update_matches_the_twin() {
+fn input_grad_matches_the_twin_in_every_tiling_and_at_the_gradient_limits() {
     let Some(ctx) = context() else { return };
-    let mut rng = Rng(4);
-    let (n, rows, cols) = (7usize, 16usize, 24usize);
-    let dz = rng.values(n * rows, fixed::GRAD_LIMIT);
-    let x = rng.values(n * cols, fixed::ONE);
+    let mut rng = Rng(3);
+    for (dims, tile) in [
+        ((3, 48, 16), 1),
+        ((5, 96, 40), 3),
+        ((7, 256, 136), 8),
+        ((4, 24, 8), 8),
+    ] {
+        for extreme in [false, true] {
+            input_grad_case(&ctx, &mut rng, dims, tile, extreme);
+        }
+    }
+}
+
+/// `matrix_update` of a `rows × cols` matrix over `n` stream-steps against its twin, in tiles
+/// of `tile`, with every `dz` and `x` at their limits (`extreme`) or drawn within them.
+fn matrix_update_case(
+    ctx: &GpuContext,
+    rng: &mut Rng,
+    (n, rows, cols): (usize, usize, usize),
+    tile: usize,
+    extreme: bool,
+) {
+    let (dz, x) = if extreme {
+        // The largest low and high parts of `dz` (2^27 - 1) and ±2^27, against x = ±ONE: the
+        // bounds `matrix_update.wgsl`'s chunk sums are sized for (mostly of one sign, so a
+        // chunk of twice its 16 stream-steps would overflow `i32`).
+        let dz = (0..n * rows)
+            .map(|i| match (i / rows) % 8 {
+                0..6 => fixed::GRAD_LIMIT - 1,
+                6 => fixed::GRAD_LIMIT,
+                _ => -fixed::GRAD_LIMIT,
+            })
+            .collect();
+        let x = (0..n * cols)
+            .map(|i| {
+                if (i + i / cols) % 7 == 0 {
+                    -fixed::ONE
+                } else {
+                    fixed::ONE
+                }
+            })
+            .collect();
+        (dz, x)
+    } else {
+        (
+            rng.values(n * rows, fixed::GRAD_LIMIT),
+            rng.values(n * cols, fixed::ONE),
+        )
+    };
     let mut master = rng.values(rows * cols, fixed::MASTER_LIMIT);
     let mut moments: Vec<u64> = (0..rows * cols)
         .map(|i| {
@@ -462,7 +525,6 @@ fn matrix_update_matches_the_twin() {
         .collect();
     let mut forward = vec![0i16; rows * cols];
     let gpu_in = (master.clone(), moments.clone());
-    let x16: Vec<i16> = x.iter().map(|&v| v as i16).collect();
     let opt = kernels::Optimizer {
         lr_q24: 67_108,
         beta2_shift: 13,
@@ -473,13 +535,14 @@ fn matrix_update_matches_the_twin() {
         second_moment: &mut moments,
         forward: &mut forward,
     };
-    kernels::matrix_update(&opt, &dz, &x16, rows, part);
+    kernels::matrix_update(&opt, &dz, &to_i16(&x), rows, part);
     let out = run_kernel(
-        &ctx,
+        ctx,
         "matrix_update",
         &[
             ("ROWS", Value::U32(rows as u32)),
             ("COLS", Value::U32(cols as u32)),
+            ("MATRIX_TILE", Value::U32(tile as u32)),
         ],
         [0, 0, n as u32, 67_108],
         &[
@@ -489,17 +552,38 @@ fn matrix_update_matches_the_twin() {
             (bytemuck::cast_slice(&gpu_in.1).to_vec(), Access::ReadWrite),
             (vec![0; rows * cols], Access::ReadWrite),
         ],
-        Dispatch::Threads(rows * cols),
+        Dispatch::Grid([cols.div_ceil(tile), rows.div_ceil(tile)]),
     );
-    assert_eq!(as_i32(&out[2]), master);
+    let case = format!("{n} steps, {rows} × {cols}, tiles of {tile}, extreme: {extreme}");
+    assert_eq!(as_i32(&out[2]), master, "master, {case}");
     assert_eq!(
         bytemuck::cast_slice::<u32, u64>(&out[3]),
-        moments.as_slice()
+        moments.as_slice(),
+        "second moments, {case}"
     );
     assert_eq!(
         as_i32(&out[4]),
-        forward.iter().map(|&v| v as i32).collect::<Vec<_>>()
+        forward.iter().map(|&v| v as i32).collect::<Vec<_>>(),
+        "forward, {case}"
     );
+}
+
+#[test]
+fn matrix_update_matches_the_twin_in_every_tiling_and_at_the_limits() {
+    let Some(ctx) = context() else { return };
+    let mut rng = Rng(4);
+    for (dims, tile) in [
+        ((7, 16, 24), 32),
+        ((37, 48, 40), 16),
+        ((40, 24, 16), 8),
+        ((17, 72, 48), 32),
+        ((5, 8, 8), 4),
+        ((70, 32, 32), 32),
+    ] {
+        for extreme in [false, true] {
+            matrix_update_case(&ctx, &mut rng, dims, tile, extreme);
+        }
+    }
 }
 
 #[test]
