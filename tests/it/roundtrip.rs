@@ -63,9 +63,9 @@ fn levels_are_recorded_and_clamped() {
 
 /// The seed's digit data, in one stream: the model must learn to count. Measured on the CPU
 /// twin (2-core x86-64), format version 3: level 1 in one stream 17,176 bytes (0.196
-/// bits/byte); with the default stream schedule (up to 32 streams for 700 KB) 44,409 at level
-/// 1, 26,452 at level 2 and 6,798 at level 5 (xz -9e: 6,984). Each stream counts through its
-/// own segment, so the width costs this file more than text.
+/// bits/byte); with the default stream schedule (up to 32 streams for 700 KB) 37,658 (xz -9e:
+/// 6,984). Each stream counts through its own segment, so the width costs this file more than
+/// text.
 #[test]
 fn seed_digits_below_a_quarter_bit_per_byte() {
     let data = digits();
