@@ -9,10 +9,11 @@
 // fewer blocks than threads); the SPLIT partial sums of a weight are added at the end.
 //
 // Exactness, so the order of the additions does not matter: dz is split as
-// `dz = hi · 2^15 + lo` with `lo = dz & 0x7fff` in [0, 2^15) and `|hi| ≤ GRAD_LIMIT >> 15 =
-// 2^12`; x is an activation, `|x| ≤ ONE = 2^12` (`fixed`). A chunk's products `lo · x` are
-// below 2^27 each, so at most STEP_CHUNK = 16 of them sum in i32 (below 2^31), and `hi · x`
-// at most 2^24. The chunk sums go into i64 totals, each a partial sum of the full gradient,
+// `dz = hi · 2^LO_BITS + lo` with `lo` in [0, 2^LO_BITS) and `|hi| ≤ GRAD_LIMIT >> LO_BITS`;
+// x is an activation, `|x| ≤ ONE` (`fixed`). STEP_CHUNK and LO_BITS come from Rust
+// (`MATRIX_STEP_CHUNK`, `MATRIX_LO_BITS` in `backend/gpu/mod.rs`), where compile-time
+// assertions check against `fixed`'s bounds that a chunk's STEP_CHUNK products `lo · x`, and
+// its products `hi · x`, sum in i32 without overflow. The chunk sums go into i64 totals, each a partial sum of the full gradient,
 // whose products are at most 2^27 · 2^12 = 2^39 over at most 2^22 stream-steps: below 2^61
 // (`fixed`'s bound). No atomics, no subgroup operations.
 @group(0) @binding(2) var<storage, read> dz_win: array<i32>;
@@ -25,8 +26,6 @@ const THREADS: u32 = 64u;
 const TILE_QUADS: u32 = MATRIX_TILE / 4u;
 const BLOCKS: u32 = TILE_QUADS * TILE_QUADS;
 const SPLIT: u32 = THREADS / BLOCKS;
-const STEP_CHUNK: u32 = 16u;
-const LO_BITS: u32 = 15u;
 var<workgroup> dz_lo: array<vec4<i32>, STEP_CHUNK * TILE_QUADS>;
 var<workgroup> dz_hi: array<vec4<i32>, STEP_CHUNK * TILE_QUADS>;
 var<workgroup> xs: array<vec4<i32>, STEP_CHUNK * TILE_QUADS>;

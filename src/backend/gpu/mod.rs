@@ -85,6 +85,8 @@ pub struct GpuBackend {
     /// Active streams of each recorded step.
     active: Vec<usize>,
     freqs: Vec<u32>,
+    /// The symbols of the steps a `forward` call uploads, kept so that no step allocates.
+    symbols: Vec<u32>,
 }
 
 /// Largest number of threads one dispatch may cover (65,535 workgroups of 64).
@@ -116,6 +118,24 @@ fn largest_dispatch(shape: &Shape) -> usize {
 fn matrix_tile(software: bool) -> usize {
     if software { 32 } else { 16 }
 }
+
+/// Stream-steps `matrix_update` sums in i32 before widening to i64, and the bits of the low
+/// part it splits each gradient into. The asserts below hold them to `fixed`'s bounds: a
+/// chunk's products `lo · x` (`lo < 2^MATRIX_LO_BITS`, `|x| ≤ ONE`) and its products `hi · x`
+/// (`|hi| ≤ GRAD_LIMIT >> MATRIX_LO_BITS`) must each sum in i32, or the GPU's weight gradients
+/// would wrap where the twin's i64 sums do not.
+const MATRIX_STEP_CHUNK: u32 = 16;
+const MATRIX_LO_BITS: u32 = 15;
+const _: () = assert!(
+    MATRIX_STEP_CHUNK as i64 * ((1i64 << MATRIX_LO_BITS) - 1) * fixed::ONE as i64
+        <= i32::MAX as i64
+);
+const _: () = assert!(
+    MATRIX_STEP_CHUNK as i64
+        * ((fixed::GRAD_LIMIT as i64 >> MATRIX_LO_BITS) + 1)
+        * fixed::ONE as i64
+        <= i32::MAX as i64
+);
 
 /// Columns of the head's input that pass through workgroup memory at a time.
 const HEAD_CHUNK: usize = 256;
@@ -290,6 +310,8 @@ impl GpuBackend {
             c.insert("EMBEDDED", Value::Bool(false));
             c.insert("STREAM_TILE", Value::U32(tile as u32));
             c.insert("MATRIX_TILE", Value::U32(matrix_tile as u32));
+            c.insert("STEP_CHUNK", Value::U32(MATRIX_STEP_CHUNK));
+            c.insert("LO_BITS", Value::U32(MATRIX_LO_BITS));
             c.insert("CHUNK", Value::U32(HEAD_CHUNK as u32));
             // One cell per thread, in passes of at most 256 threads.
             c.insert(
@@ -494,6 +516,7 @@ impl GpuBackend {
             masters,
             active: Vec::new(),
             freqs: Vec::new(),
+            symbols: Vec::new(),
             ctx,
         };
         backend.ctx.check()?;
@@ -602,20 +625,20 @@ impl Backend for GpuBackend {
             "train() must follow every window"
         );
         let first_base: usize = self.active.iter().sum();
-        let symbols: Vec<u32> = steps
-            .iter()
-            .flat_map(|s| s.iter().map(|&x| x as u32))
-            .collect();
+        let symbols = &mut self.symbols;
+        symbols.clear();
+        symbols.extend(steps.iter().flat_map(|s| s.iter().map(|&x| x as u32)));
         self.ctx
             .queue
-            .write_buffer(&self.inputs, 0, bytemuck::cast_slice(&symbols));
+            .write_buffer(&self.inputs, 0, bytemuck::cast_slice(symbols));
+        let symbols = symbols.len();
         let mut encoder = self.pending.take().unwrap_or_else(|| self.encoder());
         encoder.copy_buffer_to_buffer(
             &self.inputs,
             0,
             &self.symbols_win,
             4 * first_base as u64,
-            4 * symbols.len() as u64,
+            4 * symbols as u64,
         );
         {
             let mut pass = encoder.begin_compute_pass(&Default::default());
@@ -631,7 +654,7 @@ impl Backend for GpuBackend {
                 base += streams;
             }
         }
-        let bytes = 4 * symbols.len() * SYMBOLS;
+        let bytes = 4 * symbols * SYMBOLS;
         encoder.copy_buffer_to_buffer(
             &self.freqs_win,
             (4 * first_base * SYMBOLS) as u64,

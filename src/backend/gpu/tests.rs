@@ -6,7 +6,7 @@
 
 use super::context::GpuContext;
 use super::kernel::{self, Access, Kernel, Value};
-use super::{GpuBackend, usable_adapters};
+use super::{GpuBackend, MATRIX_LO_BITS, MATRIX_STEP_CHUNK, usable_adapters};
 use crate::backend::Backend;
 use crate::backend::cpu::{CpuBackend, kernels};
 use crate::fixed::{self, SYMBOLS};
@@ -140,6 +140,8 @@ fn run_kernel(
         ("EMBEDDED", Value::Bool(false)),
         ("STREAM_TILE", Value::U32(1)),
         ("MATRIX_TILE", Value::U32(32)),
+        ("STEP_CHUNK", Value::U32(MATRIX_STEP_CHUNK)),
+        ("LO_BITS", Value::U32(MATRIX_LO_BITS)),
         ("CHUNK", Value::U32(256)),
         ("WORKGROUP_SIZE", Value::U32(64)),
     ]
