@@ -70,8 +70,8 @@ const BETA2_SHIFT: u8 = 13;
 /// Seed of the initial weights for every preset.
 const SEED: u64 = 0x6E6E_6770_7531;
 
-/// Blocks of 128 KiB. Their records, coder flushes and last partial windows cost little (24
-/// + 4 bytes a block), and short blocks keep the streams' segments close together, which the
+/// Blocks of 128 KiB. Their records, coder flushes and last partial windows cost little (28
+/// bytes a block), and short blocks keep the streams' segments close together, which the
 /// shared mixing stage learns from: the first 8 MB of a documentation text at `-2` (up to 256
 /// streams) took 1,644,467 bytes in blocks of 64 KiB, 1,634,449 in 128 KiB, 1,639,104 in
 /// 256 KiB, 1,676,325 in 1 MiB and 1,702,442 in 4 MiB.
