@@ -18,11 +18,17 @@
 # Cases larger than NNGPU_CHECK_CPU_MAX bytes (default: no limit) run on the GPU only: their
 # archive is decoded on the GPU and compared with the input, the CPU columns read "-" (the
 # GPU = CPU check belongs to the smaller cases).
+# After the table, the cases numbered in NNGPU_CHECK_PROFILE (default "1", the first; "" for
+# none) are compressed and decoded once more on the GPU with NNGPU_GPU_PROFILE=1, which prints
+# where the time went: per kernel, dispatches per step and GPU time (timestamp queries), and
+# per step the time inside the backend split into GPU and host. These runs are not timed in
+# the table: the timestamps cost a read-back per submit.
 set -uo pipefail
 
 bin=${NNGPU_BIN:-target/release/nngpu}
 limit=${NNGPU_CHECK_TIMEOUT:-90}
 cpu_max=${NNGPU_CHECK_CPU_MAX:-0}
+profiled=${NNGPU_CHECK_PROFILE-1}
 cases=("$@")
 [ ${#cases[@]} -gt 0 ] || cases=(5:1:100000:book1 5:64:1000000:bible.txt 1:64:1000000:bible.txt)
 work=$(mktemp -d)
@@ -56,18 +62,29 @@ per_step() { # seconds steps
     *) awk -v t="$1" -v n="$2" 'BEGIN { printf "%.0f", t * 1e6 / n }' ;; esac
 }
 
+# The input of case "$1" in "$2".
+slice() { # case output
+    local level streams bytes file extra
+    IFS=: read -r level streams bytes file extra <<<"$1"
+    if [ "$bytes" -gt 0 ]; then head -c "$bytes" ".device/corpus/$file" >"$2"; else cp ".device/corpus/$file" "$2"; fi
+}
+# The compression flags of case "$1", one per line.
+case_flags() {
+    local level streams bytes file extra more
+    IFS=: read -r level streams bytes file extra <<<"$1"
+    echo "-$level"
+    [ "$streams" = s ] || printf '%s\n' --streams "$streams"
+    [ -z "${extra:-}" ] || { IFS=, read -r -a more <<<"$extra"; printf '%s\n' "${more[@]}"; }
+}
+
 printf '| level | streams | flags | input | bytes | archive | bits/byte | bytes/step | gpu comp KB/s | cpu comp KB/s | gpu dec KB/s | cpu dec KB/s | gpu dec µs/step | cpu dec µs/step | gpu = cpu |\n'
 printf '|---:|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n'
 for c in "${cases[@]}"; do
     IFS=: read -r level streams bytes file extra <<<"$c"
-    src=.device/corpus/$file
     in=$work/in
-    if [ "$bytes" -gt 0 ]; then head -c "$bytes" "$src" >"$in"; else cp "$src" "$in"; fi
+    slice "$c" "$in"
     n=$(stat -c %s "$in")
-    flags=(-"$level")
-    [ "$streams" = s ] || flags+=(--streams "$streams")
-    [ -z "${extra:-}" ] || IFS=, read -r -a more <<<"$extra"
-    [ -z "${extra:-}" ] || flags+=("${more[@]}")
+    mapfile -t flags < <(case_flags "$c")
     gc=$(timed gpu compress "$in" "$work/g.nng" "${flags[@]}") || status=1
     if [ "$cpu_max" -gt 0 ] && [ "$n" -gt "$cpu_max" ]; then
         cc=-; cd=-
@@ -96,6 +113,21 @@ for c in "${cases[@]}"; do
         "$(kbs "$n" "$gc")" "$(kbs "$n" "$cc")" "$(kbs "$n" "$gd")" "$(kbs "$n" "$cd")" \
         "$(per_step "$gd" "$k")" "$(per_step "$cd" "$k")" "$same"
     rm -f "$work"/g.nng "$work"/c.nng "$work"/from-*
+done
+for i in $profiled; do
+    c=${cases[$((i - 1))]:-}
+    [ -n "$c" ] || continue
+    slice "$c" "$work/in"
+    mapfile -t flags < <(case_flags "$c")
+    for mode in compress decompress; do
+        echo
+        echo "GPU profile of case $i ($c), $mode:"
+        if [ $mode = compress ]; then from=$work/in; to=$work/p.nng; else from=$work/p.nng; to=$work/p.out; fi
+        [ $mode = compress ] || flags=()
+        NNGPU_GPU_PROFILE=1 timeout "$limit" "$bin" "$mode" -f --backend gpu "${flags[@]}" "$from" -o "$to" 2>&1 \
+            | grep -v XDG_RUNTIME_DIR || echo "(failed or timed out)"
+    done
+    rm -f "$work"/p.nng "$work"/p.out
 done
 rm -rf "$work"
 exit $status

@@ -176,13 +176,18 @@ fn quiet_stderr<T>(f: impl FnOnce() -> T) -> T {
 }
 
 impl GpuContext {
-    /// Opens a device on `adapter` with 64-bit shader integers and the adapter's own limits.
-    pub fn open(adapter: &wgpu::Adapter) -> Result<GpuContext, Error> {
+    /// Opens a device on `adapter` with 64-bit shader integers and the adapter's own limits
+    /// (and, when `profile`, the timestamp queries of `profile` where the adapter has them).
+    pub fn open(adapter: &wgpu::Adapter, profile: bool) -> Result<GpuContext, Error> {
         let info = adapter.get_info();
         let limits = adapter.limits();
         let descriptor = wgpu::DeviceDescriptor {
             label: Some("nngpu"),
-            required_features: wgpu::Features::SHADER_INT64,
+            required_features: wgpu::Features::SHADER_INT64
+                | match profile {
+                    true => super::profile::features(adapter.features()),
+                    false => wgpu::Features::empty(),
+                },
             required_limits: limits.clone(),
             ..Default::default()
         };

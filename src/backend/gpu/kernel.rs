@@ -2,7 +2,9 @@
 //! pipelines, and bound once to the buffers they will always use.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
+use super::profile::Profiler;
 use crate::fixed;
 
 /// The shared prelude of every kernel.
@@ -110,8 +112,11 @@ pub enum Access {
 
 /// A compiled kernel bound to its buffers: dispatch it with `Kernel::record`.
 pub struct Kernel {
+    name: &'static str,
     pipeline: wgpu::ComputePipeline,
     bind_group: wgpu::BindGroup,
+    /// Times every dispatch, when the backend profiles.
+    profiler: Option<Arc<Profiler>>,
 }
 
 /// Bytes of `struct Step` in `shaders/common.wgsl`.
@@ -126,7 +131,7 @@ impl Kernel {
     /// (binding 1) and `buffers` (bindings 2…), each with its access mode.
     pub fn new(
         device: &wgpu::Device,
-        name: &str,
+        name: &'static str,
         constants: &Constants,
         tables: &wgpu::Buffer,
         step: &wgpu::Buffer,
@@ -210,8 +215,31 @@ impl Kernel {
             entries: &bind_entries,
         });
         Kernel {
+            name,
             pipeline,
             bind_group,
+            profiler: None,
+        }
+    }
+
+    /// This kernel with each of its dispatches timed by `profiler` (if any).
+    pub fn profiled(self, profiler: Option<&Arc<Profiler>>) -> Kernel {
+        Kernel {
+            profiler: profiler.cloned(),
+            ..self
+        }
+    }
+
+    /// Records the dispatch of `groups` workgroups, between timestamps when profiling.
+    fn dispatch(&self, pass: &mut wgpu::ComputePass, step_offset: u32, groups: [u32; 3]) {
+        pass.set_pipeline(&self.pipeline);
+        pass.set_bind_group(0, &self.bind_group, &[step_offset]);
+        let run = |pass: &mut wgpu::ComputePass| {
+            pass.dispatch_workgroups(groups[0], groups[1], groups[2])
+        };
+        match &self.profiler {
+            Some(profiler) => profiler.time(pass, self.name, run),
+            None => run(pass),
         }
     }
 
@@ -222,13 +250,11 @@ impl Kernel {
             return;
         }
         let groups = (invocations as u32).div_ceil(WORKGROUP);
-        pass.set_pipeline(&self.pipeline);
-        pass.set_bind_group(0, &self.bind_group, &[step_offset]);
         // Dispatches are one-dimensional (the shaders use only id.x) and never folded into a
         // second dimension: `GpuBackend::new` refuses a model whose largest dispatch would
         // need more than 65,535 workgroups (`largest_dispatch`).
         debug_assert!(groups <= 65_535);
-        pass.dispatch_workgroups(groups, 1, 1);
+        self.dispatch(pass, step_offset, [groups, 1, 1]);
     }
 
     /// Records a dispatch of `groups` workgroups, for kernels whose workgroups each own a tile
@@ -246,11 +272,9 @@ impl Kernel {
         if groups.contains(&0) {
             return;
         }
-        pass.set_pipeline(&self.pipeline);
-        pass.set_bind_group(0, &self.bind_group, &[step_offset]);
         // `GpuBackend::new` refuses a model whose stream tiles would need more (`stream_tile`);
         // the other dimensions are at most `MAX_CELLS`-sized tensors over tiles of 16 or more.
         debug_assert!(groups.iter().all(|&g| g <= 65_535));
-        pass.dispatch_workgroups(groups[0] as u32, groups[1] as u32, 1);
+        self.dispatch(pass, step_offset, [groups[0] as u32, groups[1] as u32, 1]);
     }
 }

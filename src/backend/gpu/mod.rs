@@ -9,6 +9,7 @@
 
 mod context;
 mod kernel;
+mod profile;
 #[cfg(test)]
 mod tests;
 
@@ -23,6 +24,10 @@ use crate::model::params::ModelParams;
 use context::GpuContext;
 pub use context::{is_software, no_adapter_message, usable_adapters, write_stderr_line};
 use kernel::{Access, Constants, Kernel, Value};
+pub use profile::PROFILE_VARIABLE;
+use profile::{HostTotals, Profiler};
+use std::sync::Arc;
+use std::time::Instant;
 
 /// Per-dispatch values, as `struct Step` in `shaders/common.wgsl`.
 #[repr(C)]
@@ -87,6 +92,10 @@ pub struct GpuBackend {
     freqs: Vec<u32>,
     /// The symbols of the steps a `forward` call uploads, kept so that no step allocates.
     symbols: Vec<u32>,
+    /// Steps, submits, read-back bytes and the time spent in `forward` and `train`.
+    host: HostTotals,
+    /// Times every dispatch when `NNGPU_GPU_PROFILE` is set (`profile`); reports on drop.
+    profiler: Option<Arc<Profiler>>,
 }
 
 /// Largest number of threads one dispatch may cover (65,535 workgroups of 64).
@@ -180,9 +189,10 @@ impl GpuBackend {
         GpuBackend::on(chosen, params)
     }
 
-    /// Uploads a freshly initialised model for `params` to `adapter`.
+    /// Uploads a freshly initialised model for `params` to `adapter`; times every dispatch
+    /// when `NNGPU_GPU_PROFILE` asks for it (`profile`) and the adapter can.
     pub fn on(adapter: &wgpu::Adapter, params: &ModelParams) -> Result<GpuBackend, Error> {
-        GpuBackend::new(GpuContext::open(adapter)?, params)
+        GpuBackend::new(GpuContext::open(adapter, profile::requested())?, params)
     }
 
     fn new(ctx: GpuContext, params: &ModelParams) -> Result<GpuBackend, Error> {
@@ -327,8 +337,10 @@ impl GpuBackend {
             }
             c
         };
-        let k = |name: &str, constants: &Constants, buffers: &[(&wgpu::Buffer, Access)]| {
+        let profiler = Profiler::open(device, &ctx.queue).map(Arc::new);
+        let k = |name: &'static str, constants: &Constants, buffers: &[(&wgpu::Buffer, Access)]| {
             Kernel::new(device, name, constants, &tables, &step, buffers)
+                .profiled(profiler.as_ref())
         };
         use Access::{Read, ReadWrite};
 
@@ -517,6 +529,8 @@ impl GpuBackend {
             active: Vec::new(),
             freqs: Vec::new(),
             symbols: Vec::new(),
+            host: HostTotals::default(),
+            profiler: profiler.clone(),
             ctx,
         };
         backend.ctx.check()?;
@@ -545,9 +559,22 @@ impl GpuBackend {
         offset as u32
     }
 
-    fn submit(&self, encoder: wgpu::CommandEncoder) -> Result<(), Error> {
+    /// Submits `encoder`'s commands, with the copy of their timestamps when profiling.
+    fn submit(&mut self, mut encoder: wgpu::CommandEncoder) -> Result<(), Error> {
+        if let Some(profiler) = &self.profiler {
+            profiler.resolve(&mut encoder);
+        }
         self.ctx.queue.submit([encoder.finish()]);
+        self.host.submits += 1;
         self.ctx.check()
+    }
+
+    /// Adds the last submit's timestamps to the profile (once it has completed).
+    fn collect_profile(&self) -> Result<(), Error> {
+        match &self.profiler {
+            Some(profiler) => profiler.collect(|buffer| map_read(&self.ctx, buffer)),
+            None => Ok(()),
+        }
     }
 
     fn encoder(&self) -> wgpu::CommandEncoder {
@@ -556,10 +583,18 @@ impl GpuBackend {
             .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None })
     }
 
-    fn map_staging(&self, bytes: usize) -> Result<Vec<u8>, Error> {
+    fn map_staging(&mut self, bytes: usize) -> Result<Vec<u8>, Error> {
         let mut data = map_read(&self.ctx, &self.staging)?;
         data.truncate(bytes);
+        self.host.read_back_bytes += bytes as u64;
+        self.collect_profile()?;
         Ok(data)
+    }
+
+    /// The profile so far (`profile::Profiler::report`), when this backend profiles.
+    pub fn profile_report(&self) -> Option<String> {
+        let profiler = self.profiler.as_ref()?;
+        Some(profiler.report(&self.ctx.description, &self.host, self.step_dispatches))
     }
 
     /// Compute dispatches the last `forward` recorded per step: one per layer and one for the
@@ -574,6 +609,7 @@ impl GpuBackend {
     pub fn master_weights(&mut self) -> Result<Vec<Vec<i32>>, Error> {
         if let Some(pending) = self.pending.take() {
             self.submit(pending)?;
+            self.collect_profile()?;
         }
         let mut out = Vec::new();
         for master in &self.masters {
@@ -585,7 +621,7 @@ impl GpuBackend {
             });
             let mut encoder = self.encoder();
             encoder.copy_buffer_to_buffer(master, 0, &staging, 0, master.size());
-            self.submit(encoder)?;
+            self.ctx.queue.submit([encoder.finish()]);
             out.push(bytemuck::cast_slice(&map_read(&self.ctx, &staging)?).to_vec());
         }
         Ok(out)
@@ -614,12 +650,25 @@ fn map_read(ctx: &GpuContext, buffer: &wgpu::Buffer) -> Result<Vec<u8>, Error> {
     Ok(data)
 }
 
+impl Drop for GpuBackend {
+    /// Prints the profile to standard error, when `NNGPU_GPU_PROFILE` asked for one.
+    fn drop(&mut self) {
+        if !profile::requested() {
+            return;
+        }
+        for line in self.profile_report().iter().flat_map(|r| r.lines()) {
+            write_stderr_line(line);
+        }
+    }
+}
+
 impl Backend for GpuBackend {
     fn describe(&self) -> String {
         self.ctx.description.clone()
     }
 
     fn forward(&mut self, steps: &[&[u8]]) -> Result<&[u32], Error> {
+        let started = Instant::now();
         assert!(
             self.active.len() + steps.len() <= self.shape.window,
             "train() must follow every window"
@@ -668,10 +717,13 @@ impl Backend for GpuBackend {
         self.freqs.clear();
         self.freqs.extend_from_slice(bytemuck::cast_slice(&data));
         self.active.extend(steps.iter().map(|s| s.len()));
+        self.host.steps += steps.len() as u64;
+        self.host.in_backend += started.elapsed();
         Ok(&self.freqs)
     }
 
     fn train(&mut self, targets: &[u8], learning_rate_q24: u32) -> Result<(), Error> {
+        let started = Instant::now();
         let recorded: usize = self.active.iter().sum();
         let targets: Vec<u32> = targets.iter().map(|&s| s as u32).collect();
         self.ctx
@@ -730,6 +782,7 @@ impl Backend for GpuBackend {
         }
         self.pending = Some(encoder);
         self.active.clear();
+        self.host.in_backend += started.elapsed();
         Ok(())
     }
 }

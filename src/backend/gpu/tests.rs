@@ -6,7 +6,7 @@
 
 use super::context::GpuContext;
 use super::kernel::{self, Access, Kernel, Value};
-use super::{GpuBackend, MATRIX_LO_BITS, MATRIX_STEP_CHUNK, usable_adapters};
+use super::{GpuBackend, MATRIX_LO_BITS, MATRIX_STEP_CHUNK, profile, usable_adapters};
 use crate::backend::Backend;
 use crate::backend::cpu::{CpuBackend, kernels};
 use crate::fixed::{self, SYMBOLS};
@@ -16,7 +16,10 @@ use wgpu::util::DeviceExt;
 /// An open device, or `None` (after saying why) when the tests should skip.
 fn context() -> Option<GpuContext> {
     let required = std::env::var("NNGPU_REQUIRE_GPU").is_ok_and(|v| v == "1");
-    match usable_adapters(None).first().map(GpuContext::open) {
+    match usable_adapters(None)
+        .first()
+        .map(|a| GpuContext::open(a, false))
+    {
         Some(Ok(ctx)) => Some(ctx),
         other => {
             let why = match other {
@@ -96,7 +99,7 @@ enum Dispatch {
 /// buffer's contents afterwards.
 fn run_kernel(
     ctx: &GpuContext,
-    name: &str,
+    name: &'static str,
     extra: &[(&'static str, Value)],
     step: [u32; 4],
     buffers: &[(Vec<u32>, Access)],
@@ -762,4 +765,54 @@ fn three_layers_and_several_streams_agree_with_the_twin() {
     };
     models_agree(params, 21, 6, false);
     models_agree(params, 21, 6, true);
+}
+
+/// A profiled backend times every dispatch by kernel, and profiling changes no table.
+#[test]
+fn the_profile_counts_every_dispatch_and_changes_nothing() {
+    let Some(_) = context() else { return };
+    let adapters = usable_adapters(None);
+    let params = ModelParams {
+        layers: 1,
+        cells: 16,
+        streams: 3,
+        window: 4,
+        learning_rate_q24: 67_108,
+        beta2_shift: 13,
+        seed: 7,
+        mix_log2: 16,
+        block_log2: 16,
+    };
+    let ctx = GpuContext::open(&adapters[0], true).expect("device opens");
+    if profile::features(ctx.device.features()).is_empty() {
+        say_skipping("the adapter has no timestamp queries inside passes");
+        return;
+    }
+    let mut profiled = GpuBackend::new(ctx, &params).expect("GPU backend opens");
+    let mut plain = GpuBackend::open(None, &params).expect("GPU backend opens");
+    assert!(plain.profile_report().is_none());
+    let steps = [[1u8, 2, 3], [4, 5, 6], [7, 8, 9], [10, 11, 12]];
+    for _ in 0..2 {
+        for step in &steps {
+            let want = plain.forward(&[step]).unwrap().to_vec();
+            assert_eq!(profiled.forward(&[step]).unwrap(), want.as_slice());
+        }
+        let targets: Vec<u8> = steps.iter().flatten().copied().collect();
+        plain.train(&targets, 1 << 12).unwrap();
+        profiled.train(&targets, 1 << 12).unwrap();
+    }
+    // The second window's forward steps carry the first window's training.
+    profiled.forward(&[&steps[0]]).unwrap();
+    let report = profiled.profile_report().expect("a profile");
+    let dispatches = |kernel: &str| -> u64 {
+        let line = report
+            .lines()
+            .find(|l| l.trim_start().starts_with(&format!("{kernel} ")))
+            .unwrap_or_else(|| panic!("no {kernel} line in\n{report}"));
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    };
+    assert_eq!(dispatches("layer_forward"), 9, "{report}");
+    assert_eq!(dispatches("head_softmax"), 9, "{report}");
+    assert_eq!(dispatches("matrix_update"), 4, "{report}");
+    assert!(report.contains("9 steps"), "{report}");
 }
