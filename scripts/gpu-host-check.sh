@@ -13,11 +13,17 @@
 # VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json (the H200 host needed both).
 # A CASE is LEVEL:STREAMS:BYTES:FILE[:FLAGS] (BYTES 0 = the whole file; STREAMS "s" = the
 # preset's stream schedule; FLAGS = more options, comma-separated, e.g. --frame-size=256K,-T4);
-# FILE is relative to .device/corpus. Every command runs under `timeout` (NNGPU_CHECK_TIMEOUT seconds, default 90),
-# so one slow case cannot eat the host's time; a timed-out run is reported, not hidden.
-# Cases larger than NNGPU_CHECK_CPU_MAX bytes (default: no limit) run on the GPU only: their
-# archive is decoded on the GPU and compared with the input, the CPU columns read "-" (the
-# GPU = CPU check belongs to the smaller cases).
+# FILE is .device/corpus/FILE, or .device/FILE.gz unpacked once (for inputs too large to send
+# plain, such as the 40 MB text: on the build machine
+#   bash ../shared/corpus/make-large.sh /tmp/large40.txt 40 && gzip -9c /tmp/large40.txt > .device/large40.txt.gz).
+# Without CASEs: 5:s:200000:bible.txt and 5:64:100000:book1 (GPU = CPU checks at the default
+# preset), then 5:s:0:large40.txt when .device/large40.txt.gz is there (the throughput figure).
+# Every command runs under `timeout` (NNGPU_CHECK_TIMEOUT seconds, default 90; GPU-only cases
+# NNGPU_CHECK_LARGE_TIMEOUT, default 150), so one slow case cannot eat the host's time; a
+# timed-out run is reported, not hidden.
+# Cases larger than NNGPU_CHECK_CPU_MAX bytes (default 2000000; 0 for no limit) run on the GPU
+# only: their archive is decoded on the GPU and compared with the input, the CPU columns read
+# "-" (the GPU = CPU check belongs to the smaller cases, and the twin would take too long).
 # After the table, the cases numbered in NNGPU_CHECK_PROFILE (default "1", the first; "" for
 # none) are compressed and decoded once more on the GPU with NNGPU_GPU_PROFILE=1, which prints
 # where the time went: per kernel, dispatches per step and GPU time (timestamp queries), and
@@ -27,11 +33,16 @@ set -uo pipefail
 
 bin=${NNGPU_BIN:-target/release/nngpu}
 limit=${NNGPU_CHECK_TIMEOUT:-90}
-cpu_max=${NNGPU_CHECK_CPU_MAX:-0}
+large_limit=${NNGPU_CHECK_LARGE_TIMEOUT:-150}
+cpu_max=${NNGPU_CHECK_CPU_MAX:-2000000}
 profiled=${NNGPU_CHECK_PROFILE-1}
 cases=("$@")
-[ ${#cases[@]} -gt 0 ] || cases=(5:1:100000:book1 5:64:1000000:bible.txt 1:64:1000000:bible.txt)
+if [ ${#cases[@]} -eq 0 ]; then
+    cases=(5:s:200000:bible.txt 5:64:100000:book1)
+    [ ! -f .device/large40.txt.gz ] || cases+=(5:s:0:large40.txt)
+fi
 work=$(mktemp -d)
+mkdir -p "$work/files"
 status=0
 
 "$bin" --version
@@ -42,7 +53,7 @@ grep -o 'backend .*' "$work/log" || grep -v XDG_RUNTIME_DIR "$work/log"
 timed() { # backend mode input output
     local start end rc
     start=$(date +%s.%N)
-    timeout "$limit" "$bin" "$2" -f --backend "$1" "${@:5}" "$3" -o "$4" 2>"$work/log"
+    timeout "$case_limit" "$bin" "$2" -f --backend "$1" "${@:5}" "$3" -o "$4" 2>"$work/log"
     rc=$?
     end=$(date +%s.%N)
     if [ $rc -eq 124 ]; then echo "timeout"; return 1; fi
@@ -64,9 +75,14 @@ per_step() { # seconds steps
 
 # The input of case "$1" in "$2".
 slice() { # case output
-    local level streams bytes file extra
+    local level streams bytes file extra src
     IFS=: read -r level streams bytes file extra <<<"$1"
-    if [ "$bytes" -gt 0 ]; then head -c "$bytes" ".device/corpus/$file" >"$2"; else cp ".device/corpus/$file" "$2"; fi
+    src=.device/corpus/$file
+    if [ ! -f "$src" ] && [ -f ".device/$file.gz" ]; then
+        src=$work/files/$file
+        [ -f "$src" ] || gunzip -c ".device/$file.gz" >"$src"
+    fi
+    if [ "$bytes" -gt 0 ]; then head -c "$bytes" "$src" >"$2"; else cp "$src" "$2"; fi
 }
 # The compression flags of case "$1", one per line.
 case_flags() {
@@ -85,8 +101,12 @@ for c in "${cases[@]}"; do
     slice "$c" "$in"
     n=$(stat -c %s "$in")
     mapfile -t flags < <(case_flags "$c")
+    gpu_only=false
+    if [ "$cpu_max" -gt 0 ] && [ "$n" -gt "$cpu_max" ]; then gpu_only=true; fi
+    case_limit=$limit
+    ! $gpu_only || case_limit=$large_limit
     gc=$(timed gpu compress "$in" "$work/g.nng" "${flags[@]}") || status=1
-    if [ "$cpu_max" -gt 0 ] && [ "$n" -gt "$cpu_max" ]; then
+    if $gpu_only; then
         cc=-; cd=-
         cp "$work/g.nng" "$work/c.nng"
         gd=$(timed gpu decompress "$work/g.nng" "$work/from-gpu") || status=1
