@@ -1,10 +1,11 @@
 //! The CPU twin of the GPU kernels, in integer Rust. These functions *define* the model's
 //! arithmetic; the shaders are tested against them bit for bit. `layer_forward`,
-//! `head_softmax`, `output_grad`, `input_grad`, `cell_backward` and `matrix_update` each have
+//! `head_softmax`, `output_grad`, `input_grad`, `layer_backward` and `matrix_update` each have
 //! a shader of the same name; `bias_update` and `embedding_update` are both `vector_update`.
-//! The forward shaders each fuse several steps that stay separate functions here:
-//! `layer_forward` gathers a layer's input, then runs `gates_forward` and `cell_forward`;
-//! `head_softmax` runs `head_forward`, then `softmax_freq`. The shader `symbol_order` only
+//! Several shaders fuse steps that stay separate functions here: `layer_forward` gathers a
+//! layer's input, then runs `gates_forward` and `cell_forward`; `head_softmax` runs
+//! `head_forward`, then `softmax_freq`; `layer_backward` sums a layer's hidden-state gradient,
+//! then runs `cell_backward` and `input_grad`. The shader `symbol_order` only
 //! lists the window's stream-steps by input symbol for `vector_update`'s embeddings, which
 //! `embedding_update` sums in one pass instead. Each works on all active streams
 //! of one step (`streams` rows of its per-stream inputs and outputs, row-major).
@@ -22,6 +23,7 @@ use crate::fixed::{
 pub use super::simd::Isa;
 #[cfg(target_arch = "x86_64")]
 use super::x86;
+use crate::model::layout::GATES;
 
 /// `out[r] = Σ_k w[r][k]·x[k]` for the first `out.len()` rows of the row-major Q12 matrix `w`
 /// (`x.len()` columns) and a Q12 vector `x`: exact Q24 sums, whichever path `isa` picks.
@@ -467,6 +469,54 @@ pub fn cell_backward(cells: usize, trace: &CellTrace, dh: &[i32], dc: &mut [i32]
             zs[2 * cells + j] = lim(mul(d_g, ONE - mul(g as i64, g) as i32));
         }
     }
+}
+
+/// Where one layer's hidden-state gradient comes from at one step, all Q24, row-major over the
+/// step's streams.
+pub struct HiddenGrads<'a> {
+    /// The head's input gradient, `streams × (layers · cells)`.
+    pub head: &'a [i32],
+    /// The layer's first column in `head` (`layer · cells`).
+    pub head_offset: usize,
+    /// The layer above's input gradient at this step, `streams × 2·cells`, whose first `cells`
+    /// columns are this layer's hidden state; `None` at the top layer.
+    pub above: Option<&'a [i32]>,
+}
+
+/// One step of back-propagation through one layer, the twin of
+/// `shaders/layer_backward.wgsl`: the hidden-state gradient `dh = head + own + above`,
+/// clamped to `±GRAD_LIMIT` (`own` being the last `cells` columns of `dx` on entry), then
+/// `cell_backward` and the layer matrix's `input_grad`.
+///
+/// `matrix` is the layer's `3·cells × cols` matrix; on entry `dx` (`streams × cols`) holds the
+/// input gradient of the step after this one and `dc` (`streams × cells`) that step's
+/// cell-state gradient; on return they hold this step's, and `dz` (`streams × 3·cells`) the
+/// gate pre-activations' gradient. `dh` is scratch.
+pub fn layer_backward(
+    matrix: &RowPairs,
+    trace: &CellTrace,
+    from: HiddenGrads,
+    dh: &mut Vec<i32>,
+    dc: &mut [i32],
+    dz: &mut [i32],
+    dx: &mut [i32],
+) {
+    let rows = matrix.n;
+    let cells = rows / GATES;
+    let streams = dz.len() / rows;
+    let cols = dx.len() / streams.max(1);
+    let head_cols = from.head.len() / streams.max(1);
+    dh.resize(streams * cells, 0);
+    for s in 0..streams {
+        let head = &from.head[s * head_cols + from.head_offset..][..cells];
+        let own = &dx[(s + 1) * cols - cells..(s + 1) * cols];
+        for j in 0..cells {
+            let above = from.above.map_or(0, |a| a[s * 2 * cells + j] as i64);
+            dh[s * cells + j] = clamp_i32(head[j] as i64 + own[j] as i64 + above, GRAD_LIMIT);
+        }
+    }
+    cell_backward(cells, trace, dh, dc, dz);
+    matrix.input_grad(streams, dz, dx);
 }
 
 /// One Adam step (β1 = 0) of one weight from its window gradient `sum` (Q36).

@@ -3,9 +3,9 @@
 //! the active streams into groups and runs each group on its own core; the bits do not depend
 //! on the split.
 
-use super::kernels::{self, CellTrace, RowPairs};
+use super::kernels::{self, CellTrace, HiddenGrads, RowPairs};
 use super::{Param, Window};
-use crate::fixed::{GRAD_LIMIT, SYMBOLS, clamp_i32};
+use crate::fixed::SYMBOLS;
 use crate::model::layout::{Shape, layer_tensors};
 
 /// One stream group's rows of one forward step: its state and the window rows it fills.
@@ -106,14 +106,17 @@ pub(super) fn backward(
     let rows = shape.gate_rows();
     let head_cols = shape.head_inputs();
     let group = hi - lo;
-    let mut dh_next = vec![vec![0i32; group * cells]; layers];
-    let mut dc_next = vec![vec![0i32; group * cells]; layers];
+    // Each layer's input gradient and cell-state gradient at the step after the current one:
+    // zero at a stream's last step of the window, where back-propagation is truncated.
+    let mut dx: Vec<Vec<i32>> = (0..layers)
+        .map(|l| vec![0i32; group * shape.layer_inputs(l)])
+        .collect();
+    let mut dc = vec![vec![0i32; group * cells]; layers];
     let mut out = GroupGradients {
         dz: vec![Vec::new(); layers],
         ..Default::default()
     };
-    let (mut dhead_in, mut dh, mut dx, mut from_above) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut dhead_in, mut dh) = (Vec::new(), Vec::new());
     let mut end = win.symbols.len();
     for &active in win.active.iter().rev() {
         let base = end - active;
@@ -136,18 +139,6 @@ pub(super) fn backward(
         dhead_in.resize(streams * head_cols, 0);
         matrices[layers].input_grad(streams, dlogits, &mut dhead_in);
         for l in (0..layers).rev() {
-            dh.resize(n, 0);
-            for k in 0..n {
-                let (s, j) = (k / cells, k % cells);
-                let above = if l + 1 < layers {
-                    from_above[k] as i64
-                } else {
-                    0
-                };
-                let sum =
-                    dhead_in[s * head_cols + l * cells + j] as i64 + dh_next[l][k] as i64 + above;
-                dh[k] = clamp_i32(sum, GRAD_LIMIT);
-            }
             let lw = &win.layers[l];
             let trace = CellTrace {
                 gates: &lw.gates[first * rows..last * rows],
@@ -157,19 +148,21 @@ pub(super) fn backward(
             let dz_all = &mut out.dz[l];
             let at = dz_all.len();
             dz_all.resize(at + streams * rows, 0);
-            let dz = &mut dz_all[at..];
-            kernels::cell_backward(cells, &trace, &dh, &mut dc_next[l][..n], dz);
-            let cols = shape.layer_inputs(l);
-            dx.resize(streams * cols, 0);
-            matrices[l].input_grad(streams, dz, &mut dx);
-            from_above.resize(n, 0);
-            for s in 0..streams {
-                let (below, own) = dx[s * cols..(s + 1) * cols].split_at(cols - cells);
-                dh_next[l][s * cells..(s + 1) * cells].copy_from_slice(own);
-                if l > 0 {
-                    from_above[s * cells..(s + 1) * cells].copy_from_slice(below);
-                }
-            }
+            let (this, above) = dx.split_at_mut(l + 1);
+            let from = HiddenGrads {
+                head: &dhead_in,
+                head_offset: l * cells,
+                above: above.first().map(|a| &a[..streams * 2 * cells]),
+            };
+            kernels::layer_backward(
+                &matrices[l],
+                &trace,
+                from,
+                &mut dh,
+                &mut dc[l][..n],
+                &mut dz_all[at..],
+                &mut this[l][..streams * shape.layer_inputs(l)],
+            );
         }
     }
     out

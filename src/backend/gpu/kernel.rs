@@ -17,7 +17,7 @@ pub fn source(name: &str) -> &'static str {
         "head_softmax" => include_str!("../../../shaders/head_softmax.wgsl"),
         "output_grad" => include_str!("../../../shaders/output_grad.wgsl"),
         "input_grad" => include_str!("../../../shaders/input_grad.wgsl"),
-        "cell_backward" => include_str!("../../../shaders/cell_backward.wgsl"),
+        "layer_backward" => include_str!("../../../shaders/layer_backward.wgsl"),
         "matrix_update" => include_str!("../../../shaders/matrix_update.wgsl"),
         "symbol_order" => include_str!("../../../shaders/symbol_order.wgsl"),
         "vector_update" => include_str!("../../../shaders/vector_update.wgsl"),
@@ -114,6 +114,7 @@ pub enum Access {
 pub struct Kernel {
     name: &'static str,
     pipeline: wgpu::ComputePipeline,
+    layout: wgpu::BindGroupLayout,
     bind_group: wgpu::BindGroup,
     /// Times every dispatch, when the backend profiles.
     profiler: Option<Arc<Profiler>>,
@@ -125,6 +126,9 @@ pub const STEP_BYTES: u64 = 16;
 /// Threads per workgroup of the kernels dispatched with `Kernel::record`
 /// (`@workgroup_size(64)` in their shaders).
 pub const WORKGROUP: u32 = 64;
+
+/// Most workgroups one dimension of a dispatch may have on every adapter.
+pub const MAX_GROUPS: usize = 65_535;
 
 impl Kernel {
     /// Compiles kernel `name` with `constants` and binds `tables` (binding 0), `step`
@@ -189,34 +193,12 @@ impl Kernel {
             compilation_options: Default::default(),
             cache: None,
         });
-        let mut bind_entries = vec![
-            wgpu::BindGroupEntry {
-                binding: 0,
-                resource: tables.as_entire_binding(),
-            },
-            wgpu::BindGroupEntry {
-                binding: 1,
-                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                    buffer: step,
-                    offset: 0,
-                    size: wgpu::BufferSize::new(STEP_BYTES),
-                }),
-            },
-        ];
-        for (i, (buffer, _)) in buffers.iter().enumerate() {
-            bind_entries.push(wgpu::BindGroupEntry {
-                binding: 2 + i as u32,
-                resource: buffer.as_entire_binding(),
-            });
-        }
-        let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some(name),
-            layout: &layout,
-            entries: &bind_entries,
-        });
+        let bound: Vec<&wgpu::Buffer> = buffers.iter().map(|&(b, _)| b).collect();
+        let bind_group = bind(device, &layout, tables, step, &bound);
         Kernel {
             name,
             pipeline,
+            layout,
             bind_group,
             profiler: None,
         }
@@ -243,6 +225,24 @@ impl Kernel {
         }
     }
 
+    /// The same compiled kernel bound to other `buffers` (with the access modes `new` was
+    /// given), for a kernel that alternates between buffers without compiling twice.
+    pub fn rebind(
+        &self,
+        device: &wgpu::Device,
+        tables: &wgpu::Buffer,
+        step: &wgpu::Buffer,
+        buffers: &[&wgpu::Buffer],
+    ) -> Kernel {
+        Kernel {
+            name: self.name,
+            pipeline: self.pipeline.clone(),
+            layout: self.layout.clone(),
+            bind_group: bind(device, &self.layout, tables, step, buffers),
+            profiler: self.profiler.clone(),
+        }
+    }
+
     /// Records a dispatch covering `invocations` threads, reading its `struct Step` from byte
     /// `step_offset` of the step buffer.
     pub fn record(&self, pass: &mut wgpu::ComputePass, step_offset: u32, invocations: usize) {
@@ -253,8 +253,22 @@ impl Kernel {
         // Dispatches are one-dimensional (the shaders use only id.x) and never folded into a
         // second dimension: `GpuBackend::new` refuses a model whose largest dispatch would
         // need more than 65,535 workgroups (`largest_dispatch`).
-        debug_assert!(groups <= 65_535);
+        debug_assert!(groups as usize <= MAX_GROUPS);
         self.dispatch(pass, step_offset, [groups, 1, 1]);
+    }
+
+    /// Records a dispatch for `invocations` values of a kernel whose threads each take every
+    /// value a dispatch's width apart (`output_grad`), so that any number of values takes one
+    /// dispatch of at most `MAX_GROUPS` workgroups, reading its `struct Step` from byte
+    /// `step_offset` of the step buffer.
+    pub fn record_strided(
+        &self,
+        pass: &mut wgpu::ComputePass,
+        step_offset: u32,
+        invocations: usize,
+    ) {
+        let groups = invocations.div_ceil(WORKGROUP as usize).min(MAX_GROUPS);
+        self.record_grid(pass, step_offset, [groups, 1]);
     }
 
     /// Records a dispatch of `groups` workgroups, for kernels whose workgroups each own a tile
@@ -266,15 +280,52 @@ impl Kernel {
 
     /// Records a dispatch of `groups[0] × groups[1]` workgroups, for kernels whose workgroups
     /// each own a tile of two dimensions (`matrix_update`: columns × rows of a matrix;
-    /// `input_grad`: streams × columns), reading its `struct Step` from byte `step_offset` of
-    /// the step buffer.
+    /// `layer_backward`: streams × columns; `input_grad`: stream-steps × columns), reading its
+    /// `struct Step` from byte `step_offset` of the step buffer.
     pub fn record_grid(&self, pass: &mut wgpu::ComputePass, step_offset: u32, groups: [usize; 2]) {
         if groups.contains(&0) {
             return;
         }
-        // `GpuBackend::new` refuses a model whose stream tiles would need more (`stream_tile`);
-        // the other dimensions are at most `MAX_CELLS`-sized tensors over tiles of 16 or more.
-        debug_assert!(groups.iter().all(|&g| g <= 65_535));
+        // `GpuBackend::new` refuses a model whose stream tiles would need more (`stream_tile`,
+        // `backward_tile`), kernels over the window's stream-steps loop over theirs; the
+        // other dimensions are at most `MAX_CELLS`-sized tensors over tiles of 16 or more.
+        debug_assert!(groups.iter().all(|&g| g <= MAX_GROUPS));
         self.dispatch(pass, step_offset, [groups[0] as u32, groups[1] as u32, 1]);
     }
+}
+
+/// A bind group of `layout`: `tables` (binding 0), `step` (binding 1) and `buffers`
+/// (bindings 2…, with the access modes the layout gives them).
+fn bind(
+    device: &wgpu::Device,
+    layout: &wgpu::BindGroupLayout,
+    tables: &wgpu::Buffer,
+    step: &wgpu::Buffer,
+    buffers: &[&wgpu::Buffer],
+) -> wgpu::BindGroup {
+    let mut entries = vec![
+        wgpu::BindGroupEntry {
+            binding: 0,
+            resource: tables.as_entire_binding(),
+        },
+        wgpu::BindGroupEntry {
+            binding: 1,
+            resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                buffer: step,
+                offset: 0,
+                size: wgpu::BufferSize::new(STEP_BYTES),
+            }),
+        },
+    ];
+    for (i, buffer) in buffers.iter().enumerate() {
+        entries.push(wgpu::BindGroupEntry {
+            binding: 2 + i as u32,
+            resource: buffer.as_entire_binding(),
+        });
+    }
+    device.create_bind_group(&wgpu::BindGroupDescriptor {
+        label: None,
+        layout,
+        entries: &entries,
+    })
 }

@@ -5,7 +5,10 @@
 //! and reads their frequency tables back in one submit: the decoder calls it once per step,
 //! the encoder once per window (it knows its symbols in advance). `train` records the
 //! backward pass over the window and the update of every tensor; those commands ride in the
-//! next `forward` submit, so training adds no submit or read-back of its own.
+//! next `forward` submit, so training adds no submit or read-back of its own. The backward
+//! pass takes few dispatches, since each costs a hardware GPU a launch and a barrier: the
+//! head's gradients for the whole window in two (they do not depend on the recurrence), then
+//! one per layer and step.
 
 mod context;
 mod kernel;
@@ -42,8 +45,9 @@ struct StepUniform {
 /// Kernels of one layer.
 struct LayerKernels {
     forward: Kernel,
-    backward: Kernel,
-    input_grad: Kernel,
+    /// `layer_backward` for the steps that write the even (`[0]`) or odd (`[1]`) buffer of each
+    /// pair of step gradients (`GpuBackend::train`).
+    backward: [Kernel; 2],
     update_matrix: Kernel,
     update_embedding: Kernel,
     update_bias: Kernel,
@@ -68,19 +72,24 @@ pub struct GpuBackend {
     targets_win: wgpu::Buffer,
     freqs_win: wgpu::Buffer,
     staging: wgpu::Buffer,
-    /// Cleared at the start of every backward pass: input gradients per layer and cell-state
-    /// gradients.
+    /// Cleared at the start of every backward pass: both buffers of each layer's input
+    /// gradients and of the cell-state gradients.
     cleared: Vec<wgpu::Buffer>,
     /// Every tensor's Q24 master values, for tests that compare with the CPU twin.
     masters: Vec<wgpu::Buffer>,
     layers: Vec<LayerKernels>,
     head: Kernel,
-    /// Streams per workgroup of the forward kernels and `input_grad` (`stream_tile`).
+    /// Streams per workgroup of the forward kernels and stream-steps per workgroup of
+    /// `input_grad` (`stream_tile`).
     tile: usize,
+    /// Streams per workgroup of `layer_backward` (`backward_tile`).
+    backward_tile: usize,
     /// Edge of `matrix_update`'s tiles (`matrix_tile`).
     matrix_tile: usize,
     /// Dispatches the last `forward` recorded per step.
     step_dispatches: usize,
+    /// Dispatches the last `train` recorded for its backward pass.
+    backward_dispatches: usize,
     output_grad: Kernel,
     head_input_grad: Kernel,
     head_update: Kernel,
@@ -102,19 +111,12 @@ pub struct GpuBackend {
 const MAX_INVOCATIONS: usize = 65_535 * kernel::WORKGROUP as usize;
 
 /// Threads of the largest one-thread-per-value dispatch `train` records for `shape`: the
-/// per-stream backward kernels `output_grad` (`streams × SYMBOLS`) and `cell_backward`
-/// (`streams × cells`), and the embedding updates (`SYMBOLS × 3·cells`). (The forward
-/// kernels and `input_grad` dispatch one workgroup per stream tile and block of columns,
-/// `stream_tile`; `matrix_update` one per tile of its matrix, `matrix_tile`.)
+/// embedding updates (`SYMBOLS × 3·cells`). (The forward kernels and `layer_backward`
+/// dispatch one workgroup per stream tile and block of columns, `stream_tile` and
+/// `backward_tile`; `matrix_update` one per tile of its matrix, `matrix_tile`; `output_grad`
+/// and `input_grad` loop over the window's stream-steps within one dispatch of any width.)
 fn largest_dispatch(shape: &Shape) -> usize {
-    [
-        shape.streams * SYMBOLS,
-        shape.streams * shape.cells,
-        SYMBOLS * shape.gate_rows(),
-    ]
-    .into_iter()
-    .max()
-    .unwrap_or(0)
+    SYMBOLS * shape.gate_rows()
 }
 
 /// Edge of the square tiles of a matrix that `matrix_update`'s workgroups own: 4, 8, 16 or 32
@@ -173,7 +175,16 @@ fn stream_tile(shape: &Shape, software: bool, workgroup_bytes: usize) -> Option<
         shape.streams.div_ceil(128)
     };
     let tile = wanted.clamp(1, fits.max(1));
-    (fits >= 1 && shape.streams.div_ceil(tile) <= 65_535).then_some(tile)
+    (fits >= 1 && shape.streams.div_ceil(tile) <= kernel::MAX_GROUPS).then_some(tile)
+}
+
+/// Streams per workgroup of `layer_backward`: at most `tile` (the forward's, for the same
+/// reasons), as many as fit their gate gradients (`3·cells` i32s each) in `workgroup_bytes`;
+/// `None` when not one stream fits or `streams` would need more than 65,535 workgroups.
+fn backward_tile(shape: &Shape, tile: usize, workgroup_bytes: usize) -> Option<usize> {
+    let fits = workgroup_bytes / (4 * shape.gate_rows());
+    let tile = tile.min(fits);
+    (tile >= 1 && shape.streams.div_ceil(tile) <= kernel::MAX_GROUPS).then_some(tile)
 }
 
 impl GpuBackend {
@@ -216,7 +227,10 @@ impl GpuBackend {
                 "{streams} streams of {cells} cells need {largest_dispatch} threads in one dispatch, more than {MAX_INVOCATIONS}"
             )));
         }
-        let Some(tile) = stream_tile(&shape, ctx.software, ctx.max_workgroup_bytes as usize) else {
+        let workgroup_bytes = ctx.max_workgroup_bytes as usize;
+        let tiles = stream_tile(&shape, ctx.software, workgroup_bytes)
+            .and_then(|tile| Some((tile, backward_tile(&shape, tile, workgroup_bytes)?)));
+        let Some((tile, backward_tile)) = tiles else {
             return Err(Error::BackendUnavailable(format!(
                 "{streams} streams of {cells} cells need more than the adapter's {} bytes of workgroup memory, or more than 65,535 workgroups",
                 ctx.max_workgroup_bytes
@@ -292,14 +306,14 @@ impl GpuBackend {
         let state = 4 * layers * streams * cells;
         let h_all = zeros("h", state);
         let c_all = zeros("c", state);
-        let dc_all = zeros("dc", state);
+        let dc_pair = [zeros("dc even", state), zeros("dc odd", state)];
         let symbols_win = zeros("symbols", 4 * steps);
         let targets_win = zeros("targets", 4 * steps);
         let head_in_win = zeros("head input", 4 * steps * lh);
         let freqs_win = zeros("freqs", 4 * steps * SYMBOLS);
         let probs_win = zeros("probs", 4 * steps * SYMBOLS);
         let dlogits_win = zeros("dlogits", 4 * steps * SYMBOLS);
-        let dhead = zeros("dhead", 4 * streams * lh);
+        let dhead_win = zeros("dhead", 4 * steps * lh);
         let by_symbol = zeros("by symbol", 4 * (SYMBOLS + 1 + steps));
         let staging = device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("staging"),
@@ -350,16 +364,20 @@ impl GpuBackend {
             c_prev: wgpu::Buffer,
             tanh_c: wgpu::Buffer,
             dz: wgpu::Buffer,
-            dx: wgpu::Buffer,
+            /// The input gradients of the steps that write the even and the odd buffer.
+            dx: [wgpu::Buffer; 2],
         }
         let lb: Vec<LayerBuffers> = (0..layers)
-            .map(|l| LayerBuffers {
-                x: zeros("x", 4 * steps * shape.layer_inputs(l)),
-                gates: zeros("gates", 4 * steps * rows),
-                c_prev: zeros("c prev", 4 * steps * cells),
-                tanh_c: zeros("tanh c", 4 * steps * cells),
-                dz: zeros("dz", 4 * steps * rows),
-                dx: zeros("dx", 4 * streams * shape.layer_inputs(l)),
+            .map(|l| {
+                let dx_bytes = 4 * streams * shape.layer_inputs(l);
+                LayerBuffers {
+                    x: zeros("x", 4 * steps * shape.layer_inputs(l)),
+                    gates: zeros("gates", 4 * steps * rows),
+                    c_prev: zeros("c prev", 4 * steps * cells),
+                    tanh_c: zeros("tanh c", 4 * steps * cells),
+                    dz: zeros("dz", 4 * steps * rows),
+                    dx: [zeros("dx even", dx_bytes), zeros("dx odd", dx_bytes)],
+                }
             })
             .collect();
 
@@ -379,7 +397,37 @@ impl GpuBackend {
                 ("COLS", Value::U32(cols as u32)),
                 ("EMBEDDED", Value::Bool(true)),
             ]);
-            let above = if l + 1 < layers { &lb[l + 1].dx } else { &b.dx };
+            let backward_dims = with(&[
+                ("LAYER", Value::U32(l as u32)),
+                ("ROWS", Value::U32(rows as u32)),
+                ("COLS", Value::U32(cols as u32)),
+                ("STREAM_TILE", Value::U32(backward_tile as u32)),
+            ]);
+            // The steps that write buffer `p` of each pair read the next step's from `1 - p`
+            // and the layer above's, written just before at the same step, from its `p`.
+            let backward_buffers = |p: usize| -> Vec<(&wgpu::Buffer, Access)> {
+                let above = if l + 1 < layers {
+                    &lb[l + 1].dx[p]
+                } else {
+                    &b.dx[1 - p]
+                };
+                vec![
+                    (&forwards[wi], Read),
+                    (&dhead_win, Read),
+                    (&b.dx[1 - p], Read),
+                    (above, Read),
+                    (&b.gates, Read),
+                    (&b.c_prev, Read),
+                    (&b.tanh_c, Read),
+                    (&dc_pair[1 - p], Read),
+                    (&dc_pair[p], ReadWrite),
+                    (&b.dz, ReadWrite),
+                    (&b.dx[p], ReadWrite),
+                ]
+            };
+            let backward_even = k("layer_backward", &backward_dims, &backward_buffers(0));
+            let odd: Vec<&wgpu::Buffer> = backward_buffers(1).into_iter().map(|(b, _)| b).collect();
+            let backward_odd = backward_even.rebind(device, &tables, &step, &odd);
             layer_kernels.push(LayerKernels {
                 forward: k(
                     "layer_forward",
@@ -398,25 +446,7 @@ impl GpuBackend {
                         (&head_in_win, ReadWrite),
                     ],
                 ),
-                backward: k(
-                    "cell_backward",
-                    &dims,
-                    &[
-                        (&dhead, Read),
-                        (&b.dx, Read),
-                        (above, Read),
-                        (&b.gates, Read),
-                        (&b.c_prev, Read),
-                        (&b.tanh_c, Read),
-                        (&dc_all, ReadWrite),
-                        (&b.dz, ReadWrite),
-                    ],
-                ),
-                input_grad: k(
-                    "input_grad",
-                    &dims,
-                    &[(&forwards[wi], Read), (&b.dz, Read), (&b.dx, ReadWrite)],
-                ),
+                backward: [backward_even, backward_odd],
                 update_matrix: k(
                     "matrix_update",
                     &dims,
@@ -473,8 +503,10 @@ impl GpuBackend {
                 &[(&symbols_win, Read), (&by_symbol, ReadWrite)],
             ),
             tile,
+            backward_tile,
             matrix_tile,
             step_dispatches: 0,
+            backward_dispatches: 0,
             output_grad: k(
                 "output_grad",
                 &base,
@@ -490,7 +522,7 @@ impl GpuBackend {
                 &[
                     (&forwards[head], Read),
                     (&dlogits_win, Read),
-                    (&dhead, ReadWrite),
+                    (&dhead_win, ReadWrite),
                 ],
             ),
             head_update: k(
@@ -515,7 +547,7 @@ impl GpuBackend {
                 ],
             ),
             layers: layer_kernels,
-            cleared: lb.into_iter().map(|b| b.dx).chain([dc_all]).collect(),
+            cleared: lb.into_iter().flat_map(|b| b.dx).chain(dc_pair).collect(),
             shape,
             step,
             step_stride,
@@ -604,6 +636,13 @@ impl GpuBackend {
         self.step_dispatches
     }
 
+    /// Compute dispatches the last `train` recorded for its backward pass: two for the whole
+    /// window (the logits' gradient, then the head's input gradient) and one per layer and
+    /// step. (The updates add one per tensor and one for `symbol_order`.)
+    pub fn backward_dispatches(&self) -> usize {
+        self.backward_dispatches
+    }
+
     /// The Q24 master weights of every tensor, in `Shape::tensors` order (for tests against
     /// the CPU twin).
     pub fn master_weights(&mut self) -> Result<Vec<Vec<i32>>, Error> {
@@ -673,6 +712,16 @@ impl Backend for GpuBackend {
             self.active.len() + steps.len() <= self.shape.window,
             "train() must follow every window"
         );
+        // `layer_backward`'s alternating gradient buffers carry a stream's gradients only
+        // between steps it is active at (see its shader).
+        let mut widest = self.active.last().copied().unwrap_or(usize::MAX);
+        for s in steps {
+            assert!(
+                s.len() <= widest,
+                "the active streams of a window never grow"
+            );
+            widest = s.len();
+        }
         let first_base: usize = self.active.iter().sum();
         let symbols = &mut self.symbols;
         symbols.clear();
@@ -729,36 +778,40 @@ impl Backend for GpuBackend {
         self.ctx
             .queue
             .write_buffer(&self.targets_win, 0, bytemuck::cast_slice(&targets));
-        let cells = self.shape.cells;
         let mut encoder = self.encoder();
         for b in &self.cleared {
             encoder.clear_buffer(b, 0, None);
         }
         {
             let mut pass = encoder.begin_compute_pass(&Default::default());
+            // The window's slot, for the kernels over all its stream-steps and the updates.
+            let at = self.write_step(2 * self.shape.window, 0, 0, recorded, learning_rate_q24);
+            self.output_grad
+                .record_strided(&mut pass, at, recorded * SYMBOLS);
+            let blocks = |cols: usize| cols.div_ceil(kernel::WORKGROUP as usize);
+            let window_tiles = recorded.div_ceil(self.tile).min(kernel::MAX_GROUPS);
+            self.head_input_grad.record_grid(
+                &mut pass,
+                at,
+                [window_tiles, blocks(self.shape.head_inputs())],
+            );
+            let mut dispatches = 2;
             let mut end = recorded;
             for (t, &streams) in self.active.iter().enumerate().rev() {
                 let base = end - streams;
-                let at = self.write_step(self.shape.window + t, streams, base, recorded, 0);
-                self.output_grad.record(&mut pass, at, streams * SYMBOLS);
-                let tiles = streams.div_ceil(self.tile);
-                let blocks = |cols: usize| cols.div_ceil(kernel::WORKGROUP as usize);
-                self.head_input_grad.record_grid(
-                    &mut pass,
-                    at,
-                    [tiles, blocks(self.shape.head_inputs())],
-                );
+                let step_at = self.write_step(self.shape.window + t, streams, base, recorded, 0);
+                let tiles = streams.div_ceil(self.backward_tile);
                 for (l, lk) in self.layers.iter().enumerate().rev() {
-                    lk.backward.record(&mut pass, at, streams * cells);
-                    lk.input_grad.record_grid(
+                    lk.backward[t % 2].record_grid(
                         &mut pass,
-                        at,
+                        step_at,
                         [tiles, blocks(self.shape.layer_inputs(l))],
                     );
+                    dispatches += 1;
                 }
                 end = base;
             }
-            let at = self.write_step(2 * self.shape.window, 0, 0, recorded, learning_rate_q24);
+            self.backward_dispatches = dispatches;
             let rows = self.shape.gate_rows();
             let tiles = |rows: usize, cols: usize| {
                 [

@@ -60,10 +60,30 @@ fn dispatch_check_counts_the_kernels_of_one_thread_per_value() {
     // The matrix updates are tiled, so the largest layers fit: the embeddings dominate.
     assert_eq!(largest_dispatch(&shape(2, 1024, 1)), SYMBOLS * 3 * 1024);
     assert!(largest_dispatch(&shape(4, 1024, 1)) <= MAX_INVOCATIONS);
-    // Many streams: `output_grad`, then `cell_backward` once cells outnumber symbols.
-    assert_eq!(largest_dispatch(&shape(1, 32, 4096)), 4096 * SYMBOLS);
-    assert_eq!(largest_dispatch(&shape(1, 512, 8192)), 8192 * 512);
-    assert!(largest_dispatch(&shape(1, 512, 8192)) > MAX_INVOCATIONS);
+    // The backward kernels are tiled or loop over the window: streams cost no threads.
+    assert_eq!(
+        largest_dispatch(&shape(1, 512, 65_536)),
+        largest_dispatch(&shape(1, 512, 1))
+    );
+}
+
+#[test]
+fn backward_tiles_fit_workgroup_memory_and_the_workgroup_count() {
+    use super::backward_tile;
+    use crate::model::layout::Shape;
+    let shape = |cells, streams| Shape {
+        layers: 2,
+        cells,
+        streams,
+        window: 20,
+    };
+    // The forward's tile when the gate gradients fit, fewer streams when they do not.
+    assert_eq!(backward_tile(&shape(96, 64), 8, 16_384), Some(8));
+    assert_eq!(backward_tile(&shape(352, 64), 8, 16_384), Some(3));
+    assert_eq!(backward_tile(&shape(1024, 64), 8, 16_384), Some(1));
+    assert_eq!(backward_tile(&shape(1024, 64), 8, 12_287), None);
+    assert_eq!(backward_tile(&shape(1024, 65_535), 8, 16_384), Some(1));
+    assert_eq!(backward_tile(&shape(1024, 65_536), 8, 16_384), None);
 }
 
 /// Seeded per test, so failures reproduce.
@@ -419,19 +439,19 @@ fn head_softmax_matches_the_twin_on_random_flat_peaked_and_saturated_logits() {
     }
 }
 
-/// `input_grad` against its twin: `streams` streams from window row 2 on, in tiles of `tile`
-/// streams, with every `dz` at `dz_limit` or drawn within it.
+/// `input_grad` against its twin over a window of `n` stream-steps, in tiles of `tile`
+/// stream-steps and at most `groups` workgroups across them (fewer than the tiles: each takes
+/// several), with every `dz` at the gradient limits or drawn within them.
 fn input_grad_case(
     ctx: &GpuContext,
     rng: &mut Rng,
-    (streams, rows, cols): (usize, usize, usize),
-    tile: usize,
+    (n, rows, cols): (usize, usize, usize),
+    (tile, groups): (usize, usize),
     extreme: bool,
 ) {
-    let base = 2usize;
     let w = rng.values(rows * cols, 32767);
-    let dz_all = if extreme {
-        (0..(base + streams) * rows)
+    let dz = if extreme {
+        (0..n * rows)
             .map(|i| match i % 3 {
                 0 => fixed::GRAD_LIMIT,
                 1 => -fixed::GRAD_LIMIT,
@@ -439,10 +459,10 @@ fn input_grad_case(
             })
             .collect()
     } else {
-        rng.values((base + streams) * rows, fixed::GRAD_LIMIT)
+        rng.values(n * rows, fixed::GRAD_LIMIT)
     };
-    let mut want = vec![0; streams * cols];
-    kernels::input_grad(streams, &to_i16(&w), &dz_all[base * rows..], &mut want);
+    let mut want = vec![0; n * cols];
+    kernels::input_grad(n, &to_i16(&w), &dz, &mut want);
     let out = run_kernel(
         ctx,
         "input_grad",
@@ -451,18 +471,18 @@ fn input_grad_case(
             ("COLS", Value::U32(cols as u32)),
             ("STREAM_TILE", Value::U32(tile as u32)),
         ],
-        [streams as u32, base as u32, 0, 0],
+        [0, 0, n as u32, 0],
         &[
             (as_u32(&w), Access::Read),
-            (as_u32(&dz_all), Access::Read),
-            (vec![0; streams * cols], Access::ReadWrite),
+            (as_u32(&dz), Access::Read),
+            (vec![0; n * cols], Access::ReadWrite),
         ],
-        Dispatch::Grid([streams.div_ceil(tile), cols.div_ceil(64)]),
+        Dispatch::Grid([groups.min(n.div_ceil(tile)), cols.div_ceil(64)]),
     );
     assert_eq!(
         as_i32(&out[2]),
         want,
-        "{streams} streams, {rows} × {cols}, tiles of {tile}, extreme: {extreme}"
+        "{n} stream-steps, {rows} × {cols}, tiles of {tile}, {groups} groups, extreme: {extreme}"
     );
 }
 
@@ -470,14 +490,198 @@ fn input_grad_case(
 fn input_grad_matches_the_twin_in_every_tiling_and_at_the_gradient_limits() {
     let Some(ctx) = context() else { return };
     let mut rng = Rng(3);
-    for (dims, tile) in [
-        ((3, 48, 16), 1),
-        ((5, 96, 40), 3),
-        ((7, 256, 136), 8),
-        ((4, 24, 8), 8),
+    for (dims, tiling) in [
+        ((3, 48, 16), (1, 65_535)),
+        ((25, 96, 40), (3, 2)),
+        ((37, 256, 136), (8, 65_535)),
+        ((37, 256, 136), (8, 3)),
+        ((4, 24, 8), (8, 1)),
+        ((61, 256, 72), (1, 7)),
     ] {
         for extreme in [false, true] {
-            input_grad_case(&ctx, &mut rng, dims, tile, extreme);
+            input_grad_case(&ctx, &mut rng, dims, tiling, extreme);
+        }
+    }
+}
+
+#[test]
+fn output_grad_matches_the_twin_over_the_window_in_any_dispatch_width() {
+    let Some(ctx) = context() else { return };
+    let mut rng = Rng(11);
+    for (n, threads) in [(1, 64), (7, 7 * SYMBOLS), (23, 640), (40, 64)] {
+        for extreme in [false, true] {
+            // Certain predictions, right and wrong (probabilities 0 and 1, Q16), or any.
+            let probs: Vec<u32> = (0..n * SYMBOLS)
+                .map(|i| match (extreme, i % 3) {
+                    (true, 0) => 0,
+                    (true, _) => fixed::FREQ_TOTAL,
+                    (false, _) => (rng.next() % (fixed::FREQ_TOTAL as u64 + 1)) as u32,
+                })
+                .collect();
+            let targets: Vec<u8> = (0..n).map(|_| rng.next() as u8).collect();
+            let mut want = vec![0; n * SYMBOLS];
+            kernels::output_grad(&probs, &targets, &mut want);
+            let out = run_kernel(
+                &ctx,
+                "output_grad",
+                &[],
+                [0, 0, n as u32, 0],
+                &[
+                    (probs, Access::Read),
+                    (targets.iter().map(|&t| t as u32).collect(), Access::Read),
+                    (vec![7; n * SYMBOLS], Access::ReadWrite),
+                ],
+                Dispatch::Threads(threads),
+            );
+            assert_eq!(
+                as_i32(&out[2]),
+                want,
+                "{n} stream-steps, {threads} threads, extreme: {extreme}"
+            );
+        }
+    }
+}
+
+/// A model's shape for `layer_backward_case`: layers, the layer tested, cells.
+type Layer = (usize, usize, usize);
+
+/// `layer_backward` of one layer against its twin: `streams` of 7 streams active from window
+/// row 2 on, in tiles of `tile` streams, on forward values and gradients at their extremes
+/// (saturated gates, the largest gradients and weights) or drawn within them.
+fn layer_backward_case(
+    ctx: &GpuContext,
+    rng: &mut Rng,
+    (layers, layer, cells): Layer,
+    (streams, tile): (usize, usize),
+    extreme: bool,
+) {
+    let (all, base) = (7usize, 2usize);
+    let end = base + streams + 1;
+    let rows = 3 * cells;
+    let cols = if layer == 0 { cells } else { 2 * cells };
+    let lh = layers * cells;
+    let top = layer + 1 == layers;
+    let one = fixed::ONE;
+    // A value within [lo, hi], or one of the two ends.
+    let mut draw = |n: usize, lo: i32, hi: i32| -> Vec<i32> {
+        (0..n)
+            .map(|_| match (extreme, rng.next() % 2) {
+                (true, 0) => lo,
+                (true, _) => hi,
+                _ => lo + (rng.next() % (hi - lo + 1) as u64) as i32,
+            })
+            .collect()
+    };
+    let w = draw(rows * cols, -32767, 32767);
+    let gates: Vec<i32> = {
+        let sigmoids = draw(end * rows, 0, one);
+        let tanhs = draw(end * rows, -one, one);
+        (0..end * rows)
+            .map(|i| {
+                if i % rows < 2 * cells {
+                    sigmoids[i]
+                } else {
+                    tanhs[i]
+                }
+            })
+            .collect()
+    };
+    let c_prev = draw(end * cells, -one, one);
+    let tanh_c = draw(end * cells, -one, one);
+    let g = fixed::GRAD_LIMIT;
+    let dhead = draw(end * lh, -g, g);
+    let dx_next = draw(all * cols, -g, g);
+    let dx_above = draw(all * 2 * cells, -g, g);
+    let dc_next = draw(layers * all * cells, -g, g);
+    let garbage = |n: usize| {
+        (0..n)
+            .map(|i| (i as i32 % 1000) - 500)
+            .collect::<Vec<i32>>()
+    };
+    let (dc_before, dz_before, dx_before) = (
+        garbage(layers * all * cells),
+        garbage(end * rows),
+        garbage(all * cols),
+    );
+
+    let state = layer * all * cells;
+    let mut dc = dc_next[state..state + streams * cells].to_vec();
+    let mut dz = vec![0; streams * rows];
+    let mut dx = dx_next[..streams * cols].to_vec();
+    let w16 = to_i16(&w);
+    let matrix = kernels::RowPairs::new(kernels::Isa::active(), &w16, rows, cols);
+    let at = base..base + streams;
+    kernels::layer_backward(
+        &matrix,
+        &kernels::CellTrace {
+            gates: &gates[at.start * rows..at.end * rows],
+            c_prev: &c_prev[at.start * cells..at.end * cells],
+            tanh_c: &tanh_c[at.start * cells..at.end * cells],
+        },
+        kernels::HiddenGrads {
+            head: &dhead[at.start * lh..at.end * lh],
+            head_offset: layer * cells,
+            above: (!top).then(|| &dx_above[..streams * 2 * cells]),
+        },
+        &mut Vec::new(),
+        &mut dc,
+        &mut dz,
+        &mut dx,
+    );
+    let out = run_kernel(
+        ctx,
+        "layer_backward",
+        &[
+            ("LAYERS", Value::U32(layers as u32)),
+            ("LAYER", Value::U32(layer as u32)),
+            ("CELLS", Value::U32(cells as u32)),
+            ("STREAMS", Value::U32(all as u32)),
+            ("ROWS", Value::U32(rows as u32)),
+            ("COLS", Value::U32(cols as u32)),
+            ("STREAM_TILE", Value::U32(tile as u32)),
+        ],
+        [streams as u32, base as u32, 0, 0],
+        &[
+            (as_u32(&w), Access::Read),
+            (as_u32(&dhead), Access::Read),
+            (as_u32(&dx_next), Access::Read),
+            (as_u32(&dx_above), Access::Read),
+            (as_u32(&gates), Access::Read),
+            (as_u32(&c_prev), Access::Read),
+            (as_u32(&tanh_c), Access::Read),
+            (as_u32(&dc_next), Access::Read),
+            (as_u32(&dc_before), Access::ReadWrite),
+            (as_u32(&dz_before), Access::ReadWrite),
+            (as_u32(&dx_before), Access::ReadWrite),
+        ],
+        Dispatch::Grid([streams.div_ceil(tile), cols.div_ceil(64)]),
+    );
+    let case = format!(
+        "layer {layer} of {layers}, {cells} cells, {streams} streams in tiles of {tile}, extreme: {extreme}"
+    );
+    // Only the active streams' rows change, each written once.
+    let mut want_dc = dc_before.clone();
+    want_dc[state..state + streams * cells].copy_from_slice(&dc);
+    let mut want_dz = dz_before.clone();
+    want_dz[base * rows..(base + streams) * rows].copy_from_slice(&dz);
+    let mut want_dx = dx_before.clone();
+    want_dx[..streams * cols].copy_from_slice(&dx);
+    assert_eq!(as_i32(&out[8]), want_dc, "dc, {case}");
+    assert_eq!(as_i32(&out[9]), want_dz, "dz, {case}");
+    assert_eq!(as_i32(&out[10]), want_dx, "dx, {case}");
+}
+
+#[test]
+fn layer_backward_matches_the_twin_in_every_tiling_and_at_the_limits() {
+    let Some(ctx) = context() else { return };
+    let mut rng = Rng(12);
+    // One layer; the bottom, middle and top of deeper models; one and several blocks of 64
+    // input columns.
+    for layer in [(1, 0, 16), (2, 0, 40), (2, 1, 40), (3, 1, 72), (2, 0, 72)] {
+        for (streams, tile) in [(5, 1), (5, 3), (5, 8), (1, 8), (7, 2)] {
+            for extreme in [false, true] {
+                layer_backward_case(&ctx, &mut rng, layer, (streams, tile), extreme);
+            }
         }
     }
 }
@@ -724,6 +928,10 @@ fn models_agree(params: ModelParams, steps: usize, seed: u64, batched: bool) {
             let targets = targets[start..end].concat();
             cpu.train(&targets, params.learning_rate_q24).unwrap();
             gpu.train(&targets, params.learning_rate_q24).unwrap();
+            assert_eq!(
+                gpu.backward_dispatches(),
+                2 + params.layers as usize * window
+            );
         }
     }
     let want: Vec<Vec<i32>> = cpu
@@ -815,4 +1023,20 @@ fn the_profile_counts_every_dispatch_and_changes_nothing() {
     assert_eq!(dispatches("head_softmax"), 9, "{report}");
     assert_eq!(dispatches("matrix_update"), 4, "{report}");
     assert!(report.contains("9 steps"), "{report}");
+}
+
+#[test]
+fn layers_of_several_column_blocks_and_partial_tiles_agree_with_the_twin() {
+    let params = ModelParams {
+        layers: 2,
+        cells: 48,
+        streams: 11,
+        window: 5,
+        learning_rate_q24: 150_000,
+        beta2_shift: 8,
+        seed: 3,
+        mix_log2: 16,
+        block_log2: 16,
+    };
+    models_agree(params, 17, 8, true);
 }
