@@ -154,7 +154,7 @@ fn run_ahead(
                     targets.extend((0..seg.active(tu)).map(|s| data[s * seg.segment + tu]));
                 }
                 let steps: Vec<&[u8]> = inputs.iter().map(Vec::as_slice).collect();
-                let freqs = backend.forward(&steps)?;
+                let freqs = backend.forward(0, &steps)?;
                 let mut tables = spare_rx.try_recv().unwrap_or_default();
                 tables.clear();
                 tables.extend_from_slice(freqs);
@@ -195,7 +195,7 @@ fn run_step_by_step(
     let mut done = 0u64;
     for t in 0..seg.segment {
         let active = seg.active(t);
-        let freqs = backend.forward(&[&inputs[..active]])?;
+        let freqs = backend.forward(0, &[&inputs[..active]])?;
         let before = done;
         let mut tables = freqs.chunks_exact(SYMBOLS);
         for (s, input) in inputs.iter_mut().enumerate().take(active) {
