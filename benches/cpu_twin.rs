@@ -54,7 +54,9 @@ fn run() -> Result<(), String> {
     let mut previous = 0u8;
     for chunk in data.chunks(window) {
         for &byte in chunk {
-            let freqs = backend.forward(&[&[previous]]).map_err(|e| e.to_string())?;
+            let freqs = backend
+                .forward(0, &[&[previous]])
+                .map_err(|e| e.to_string())?;
             hash.update(bytemuck::cast_slice(freqs));
             previous = byte;
         }

@@ -530,7 +530,7 @@ impl OnlineModel for FloatModel {
 
 impl OnlineModel for CpuBackend {
     fn step(&mut self, input: u8, target: u8) -> Cost {
-        let freqs = self.forward(&[&[input]]).expect("CPU twin forward");
+        let freqs = self.forward(0, &[&[input]]).expect("CPU twin forward");
         let bits = -(freqs[target as usize] as f64 / FREQ_TOTAL as f64).log2();
         Cost {
             model: bits,

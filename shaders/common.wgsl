@@ -69,13 +69,17 @@ fn adam_step(sum: i64, state: AdamState) -> AdamState {
 
 // Per-dispatch values.
 struct Step {
-    // Streams active in this step.
+    // Streams this dispatch covers: `first..first + streams` of the step (the forward kernels
+    // may run a step in parts; every other kernel covers a whole step, from stream 0).
     streams: u32,
-    // Index of this step's first stream-step in the window buffers.
+    // Index of this step's stream 0 in the window buffers: stream s of the step is row
+    // base + s, whichever dispatch runs it.
     base: u32,
     // Stream-steps recorded in the window (for the updates).
     recorded: u32,
     // Adam's learning rate for the updates, Q24 (`model::schedule::learning_rate_q24`).
     learning_rate: u32,
+    // The first stream this dispatch covers.
+    first: u32,
 }
 @group(0) @binding(1) var<uniform> step: Step;

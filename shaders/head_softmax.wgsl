@@ -1,15 +1,17 @@
 // The output head and the integer softmax to a frequency table, as `kernels::head_softmax`
 // (`kernels::head_forward`, then `kernels::softmax_freq`).
 //
-// One workgroup of SYMBOLS threads per tile of STREAM_TILE streams; thread r computes logit r
-// of every stream of the tile, so each weight row is read once per tile. The head's input
-// (every layer's new hidden state, in the window) passes through workgroup memory in chunks
-// of CHUNK columns. The softmax's maximum, sums and total are fixed-order trees in workgroup
+// One workgroup of SYMBOLS threads per tile of STREAM_TILE streams from `step.first` on;
+// thread r computes logit r of every stream of the tile, so each weight row is read once per
+// tile. The head's input (every layer's new hidden state, in the window) passes through
+// workgroup memory in chunks of CHUNK columns. The softmax's maximum, sums and total are fixed-order trees in workgroup
 // memory (no atomics, no subgroup operations); the sums are exact in u32 (`fixed`'s bounds),
 // and the maximum keeps the lowest index among equal logits, as the twin's first-maximum rule.
 @group(0) @binding(2) var<storage, read> w: array<vec4<i32>>;
 @group(0) @binding(3) var<storage, read> bias: array<i32>;
 @group(0) @binding(4) var<storage, read> head_in_win: array<i32>;
+// The frequency tables as u16, two symbols a u32 (symbol 2i in the low half), which is exact
+// (no entry exceeds FREQ_TOTAL - SYMBOLS + 1 < 2^16) and halves the bytes the host reads back.
 @group(0) @binding(5) var<storage, read_write> freqs_win: array<u32>;
 // The softmax without the coder's floor, Q16: the training target.
 @group(0) @binding(6) var<storage, read_write> probs_win: array<u32>;
@@ -20,6 +22,8 @@ var<workgroup> xs: array<vec4<i32>, STREAM_TILE * CHUNK_QUADS>;
 var<workgroup> best: array<i32, SYMBOLS>;
 var<workgroup> best_at: array<u32, SYMBOLS>;
 var<workgroup> sums: array<u32, SYMBOLS>;
+// Every symbol's frequency before the rounding remainder, for the threads that pack pairs.
+var<workgroup> freqs: array<u32, SYMBOLS>;
 
 // The largest of every thread's `value` and the lowest thread index holding it.
 fn maximum(t: u32, value: i32) -> vec2<i32> {
@@ -60,8 +64,8 @@ fn main(
     @builtin(workgroup_id) group: vec3<u32>,
     @builtin(local_invocation_index) r: u32,
 ) {
-    let first = group.x * STREAM_TILE;
-    let tile = min(STREAM_TILE, step.streams - first);
+    let first = step.first + group.x * STREAM_TILE;
+    let tile = min(STREAM_TILE, step.first + step.streams - first);
     var acc: array<i64, STREAM_TILE>;
     for (var s = 0u; s < STREAM_TILE; s += 1u) {
         acc[s] = i64(bias[r]);
@@ -90,9 +94,17 @@ fn main(
         let e = u32(exp_neg(top.x - logit));
         let sum = total(r, e);
         let f = 1u + e * spread / sum;
+        // `total`'s barriers publish `freqs` (and the next write to it comes after the next
+        // stream's `maximum` barriers), so packing the pairs costs no barrier of its own.
+        freqs[r] = f;
         let left = FREQ_TOTAL - total(r, f);
-        let out = (step.base + first + s) * SYMBOLS + r;
-        freqs_win[out] = f + select(0u, left, r == u32(top.y));
-        probs_win[out] = (e << FREQ_TOTAL_BITS) / sum;
+        let row = step.base + first + s;
+        probs_win[row * SYMBOLS + r] = (e << FREQ_TOTAL_BITS) / sum;
+        if r < SYMBOLS / 2u {
+            let lo = 2u * r;
+            let pair = vec2<u32>(freqs[lo], freqs[lo + 1u])
+                + select(vec2<u32>(0u), vec2<u32>(left), vec2<u32>(lo, lo + 1u) == vec2<u32>(u32(top.y)));
+            freqs_win[row * (SYMBOLS / 2u) + r] = pair.x | (pair.y << 16u);
+        }
     }
 }

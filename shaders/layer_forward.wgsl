@@ -2,11 +2,11 @@
 // [h of layer LAYER-1 (this step), own h (previous step)] into the window, forms the gate
 // pre-activations (`kernels::gates_forward`) and runs the cell (`kernels::cell_forward`).
 //
-// One workgroup per tile of STREAM_TILE streams, which owns those streams' state of this
-// layer: it reads their hidden state into workgroup memory before it overwrites it, and no
-// other workgroup touches it, so one dispatch does what took three. Each thread computes the
-// three gate rows of a cell for every stream of the tile, so each weight is read once per
-// tile. The dot products are exact (4 products below 2^27 each per `dot`, summed in i64), so
+// One workgroup per tile of STREAM_TILE streams from `step.first` on, which owns those
+// streams' state of this layer: it reads their hidden state into workgroup memory before it
+// overwrites it, and no other workgroup touches it, so one dispatch does what took three.
+// Each thread computes the three gate rows of a cell for every stream of the tile, so each
+// weight is read once per tile. The dot products are exact (4 products below 2^27 each per `dot`, summed in i64), so
 // their order does not matter.
 @group(0) @binding(2) var<storage, read> w: array<vec4<i32>>;
 @group(0) @binding(3) var<storage, read> embedding: array<i32>;
@@ -28,8 +28,8 @@ fn main(
     @builtin(workgroup_id) group: vec3<u32>,
     @builtin(local_invocation_index) t: u32,
 ) {
-    let first = group.x * STREAM_TILE;
-    let tile = min(STREAM_TILE, step.streams - first);
+    let first = step.first + group.x * STREAM_TILE;
+    let tile = min(STREAM_TILE, step.first + step.streams - first);
     let below = COLS - CELLS;
     for (var i = t; i < tile * COLS; i += WORKGROUP_SIZE) {
         let s = first + i / COLS;

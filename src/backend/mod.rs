@@ -9,21 +9,30 @@ use crate::model::params::ModelParams;
 
 /// What runs the model, step by step.
 ///
-/// The caller alternates `forward` calls (one per step) and, every `window` steps, one
-/// `train` call over the steps forwarded since the last one. The streams that take part in a
-/// step are always a prefix `0..n` of all streams, and that prefix never grows.
+/// The caller alternates `forward` calls (each one or more whole steps, or one part of a
+/// step) and, every `window` steps, one `train` call over the steps forwarded since the last
+/// one. The streams that take part in a step are always a prefix `0..n` of all streams, and
+/// that prefix never grows.
 ///
 /// A backend is `Send`: the encoder runs it on a thread of its own, ahead of the coder.
 pub trait Backend: Send {
     /// A human-readable name: the backend and, for a GPU, its adapter.
     fn describe(&self) -> String;
 
-    /// Runs consecutive steps of the current window: at step `i`, streams `0..steps[i].len()`
-    /// whose previous symbols are `steps[i]`. Returns their frequency tables, step after step
-    /// and stream after stream, 256 entries each, every entry at least 1 and every table
-    /// summing to exactly 2^16. The decoder passes one step at a time (it needs each step's
-    /// symbols before the next); the encoder knows its input and may pass a whole window.
-    fn forward(&mut self, steps: &[&[u8]]) -> Result<&[u32], Error>;
+    /// Runs consecutive steps of the current window, or the rest of one: at step `i`, streams
+    /// `first_stream..first_stream + steps[i].len()` whose previous symbols are `steps[i]`.
+    /// Returns their frequency tables, step after step and stream after stream, 256 entries
+    /// each, every entry at least 1 and every table summing to exactly 2^16.
+    ///
+    /// With `first_stream == 0` every entry of `steps` starts a new step. With
+    /// `first_stream > 0`, `steps` holds exactly one entry, which continues the step last
+    /// started, whose streams so far end exactly at `first_stream` (a backend panics
+    /// otherwise). So a step may run in parts, `0..a` then `a..b`, and the window's record
+    /// (and hence `train`) is the same as for the whole step `0..b` at once.
+    ///
+    /// The encoder knows its input and may pass a whole window; the decoder needs each step's
+    /// symbols before the next, so it passes one step, or one part of a step, at a time.
+    fn forward(&mut self, first_stream: usize, steps: &[&[u8]]) -> Result<&[u32], Error>;
 
     /// Back-propagates over the steps forwarded since the last `train` and updates the weights
     /// once, with Adam's learning rate `learning_rate_q24` (Q24; see
@@ -143,8 +152,8 @@ impl Backend for Chosen {
         format!("{}, chosen by auto: {}", self.backend.describe(), self.why)
     }
 
-    fn forward(&mut self, steps: &[&[u8]]) -> Result<&[u32], Error> {
-        self.backend.forward(steps)
+    fn forward(&mut self, first_stream: usize, steps: &[&[u8]]) -> Result<&[u32], Error> {
+        self.backend.forward(first_stream, steps)
     }
 
     fn train(&mut self, targets: &[u8], learning_rate_q24: u32) -> Result<(), Error> {

@@ -2,6 +2,10 @@
 //! backend, and each byte coded through its stream's mixing stage. The encoder and the
 //! decoder share this one schedule (`run_block`), which is what keeps their models in lockstep.
 
+mod halves;
+#[cfg(test)]
+mod tests;
+
 use std::sync::mpsc;
 
 use crate::backend::Backend;
@@ -59,14 +63,17 @@ const WINDOWS_AHEAD: usize = 2;
 
 /// Runs the model over one block. `code(stream, offset, freqs)` codes (or decodes) the byte
 /// at `offset` of the block, which belongs to `stream`, given the LSTM's table `freqs`, and
-/// returns it. `known` is the block's data when it is known in advance (encoding, or replaying
-/// a raw block): the backend then runs a whole window of steps at once, up to
-/// `WINDOWS_AHEAD` windows ahead of `code`, which runs on a thread of its own, since neither
-/// the model's inputs nor its training targets wait for the coder; otherwise (decoding) one step at a time, each after
-/// the previous step's bytes are decoded. Either way the backend sees the same calls in the
-/// same order. The model trains after every `window` steps and on the block's last, partial
-/// window, so each block leaves the backend ready for the next. `progress` receives the bytes
-/// of the block done so far, now and then.
+/// returns it; it is called for every byte, step by step and stream 0 upward, on every path.
+/// `known` is the block's data when it is known in advance (encoding, or replaying a raw
+/// block): the backend then runs a whole window of steps at once, up to `WINDOWS_AHEAD`
+/// windows ahead of `code`, which runs on a thread of its own, since neither the model's
+/// inputs nor its training targets wait for the coder. Otherwise (decoding) each step runs
+/// after the previous step's bytes are decoded: from `halves::MIN_STREAMS` streams on in two
+/// halves, each half's model step overlapping the coder's work on the other half; below, one
+/// whole step at a time. Either way the backend records the same steps in the same order. The
+/// model trains after every `window` steps and on the block's last, partial window, so each
+/// block leaves the backend ready for the next. `progress` receives the bytes of the block
+/// done so far, now and then.
 pub fn run_block(
     backend: &mut dyn Backend,
     plan: &BlockPlan,
@@ -77,6 +84,9 @@ pub fn run_block(
     let seg = Segments::new(plan.len, plan.streams as usize);
     match known {
         Some(data) => run_ahead(backend, plan, &seg, data, progress, code),
+        None if plan.streams >= halves::MIN_STREAMS => {
+            halves::run_in_halves(backend, plan, &seg, progress, code)
+        }
         None => run_step_by_step(backend, plan, &seg, progress, code),
     }?;
     progress(plan.len as u64);
@@ -154,7 +164,7 @@ fn run_ahead(
                     targets.extend((0..seg.active(tu)).map(|s| data[s * seg.segment + tu]));
                 }
                 let steps: Vec<&[u8]> = inputs.iter().map(Vec::as_slice).collect();
-                let freqs = backend.forward(&steps)?;
+                let freqs = backend.forward(0, &steps)?;
                 let mut tables = spare_rx.try_recv().unwrap_or_default();
                 tables.clear();
                 tables.extend_from_slice(freqs);
@@ -195,7 +205,7 @@ fn run_step_by_step(
     let mut done = 0u64;
     for t in 0..seg.segment {
         let active = seg.active(t);
-        let freqs = backend.forward(&[&inputs[..active]])?;
+        let freqs = backend.forward(0, &[&inputs[..active]])?;
         let before = done;
         let mut tables = freqs.chunks_exact(SYMBOLS);
         for (s, input) in inputs.iter_mut().enumerate().take(active) {

@@ -7,7 +7,8 @@ use std::fs;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use super::util::{
-    assert_fails, names_in, nngpu, pack, run, run_with_stdin, short_text, temp_dir, unpack,
+    alice, assert_fails, cpu, names_in, nngpu, pack, run, run_with_stdin, short_text, temp_dir,
+    unpack,
 };
 use nngpu::format::{FRAME_HEADER_LEN as HEADER_LEN, RECORD_LEN};
 
@@ -36,6 +37,25 @@ fn fix_crc(archive: &mut [u8]) {
     archive[HEADER_LEN - 4..HEADER_LEN].copy_from_slice(&crc.to_le_bytes());
     let crc = crc32fast::hash(&archive[HEADER_LEN..PAYLOAD - 4]);
     archive[PAYLOAD - 4..PAYLOAD].copy_from_slice(&crc.to_le_bytes());
+}
+
+/// Flips in the payload of a block the decoder runs in two halves (256 streams, on two
+/// threads) are errors too, whichever thread meets the damage first: no panic, no hang.
+#[test]
+fn damage_in_a_block_decoded_in_halves_is_an_error() {
+    let data = &alice()[..20_000];
+    let options = nngpu::Options {
+        streams: Some(256),
+        ..cpu(1)
+    };
+    let archive = nngpu::compress(data, &options).unwrap().bytes;
+    let payload_end = archive.len() - RECORD_LEN;
+    for pos in (PAYLOAD..payload_end).step_by((payload_end - PAYLOAD) / 10) {
+        let mut bad = archive.clone();
+        bad[pos] ^= 0x10;
+        let what = format!("a flip in byte {pos} of {}", archive.len());
+        try_unpack(&bad, &what).expect_err(&format!("{what} was accepted"));
+    }
 }
 
 /// Every single-bit flip in the header, the records and the payload is an error. That

@@ -155,6 +155,35 @@ fn many_streams_of_uneven_length_round_trip() {
     }
 }
 
+/// The decoder runs blocks of 256 streams or more in two alternating halves, narrower blocks
+/// one whole step at a time (`MIN_STREAMS` in `src/codec/block/halves.rs`). Round trips
+/// on both sides of that width: 20,000 bytes in 256 streams fill 254 segments of 79 bytes,
+/// the last one of 13, so the last steps lose a stream of the second half; 1,500 bytes in 256
+/// streams fill 250 segments of 6, the second half only partly; 30,001 bytes in 300 streams
+/// fill 298 segments of 101, halves of 150 and 148 streams.
+#[test]
+fn decoding_in_halves_round_trips() {
+    let text = alice();
+    for (len, streams) in [(20_000, 255), (20_000, 256), (1_500, 256), (30_001, 300)] {
+        let data = &text[..len];
+        let options = nngpu::Options {
+            streams: Some(streams),
+            ..cpu(1)
+        };
+        let archive = nngpu::compress(data, &options).unwrap().bytes;
+        let listing = Listing::of_archive(&archive).unwrap();
+        let blocks = &listing.frames[0].blocks;
+        assert!(
+            blocks.iter().all(|b| !b.raw && b.streams == streams),
+            "{len} bytes in {streams} streams: a raw block, or another width"
+        );
+        assert!(
+            unpack(&archive).unwrap() == data,
+            "{len} bytes in {streams} streams"
+        );
+    }
+}
+
 /// `auto` keeps inputs of few streams on the CPU twin (the GPU was measured slower there),
 /// says so, and writes the same archive as the twin.
 #[test]

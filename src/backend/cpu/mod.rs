@@ -15,6 +15,8 @@
 pub mod kernels;
 pub mod simd;
 mod streams;
+#[cfg(test)]
+mod tests;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
@@ -148,19 +150,28 @@ impl CpuBackend {
         self.params.iter().map(|p| p.master.as_slice()).collect()
     }
 
-    /// Runs one step for streams `0..inputs.len()`, recording it in the window.
-    fn forward_step(&mut self, inputs: &[u8]) {
-        assert!(
-            self.window.active.len() < self.shape.window,
-            "train() must follow every window"
-        );
+    /// Runs streams `first..first + inputs.len()` of a step, recording them in the window:
+    /// a new step when `first == 0`, else the rest of the step last started, whose streams so
+    /// far must end exactly at `first` (the rows then follow that step's, as for one call).
+    fn forward_step(&mut self, first: usize, inputs: &[u8]) {
         let shape = self.shape;
         let Shape { layers, cells, .. } = shape;
         let streams = inputs.len();
-        let n = streams * cells;
+        let state = first * cells..(first + streams) * cells;
         let groups = self.groups(streams);
         let win = &mut self.window;
-        win.active.push(streams);
+        if first == 0 {
+            assert!(
+                win.active.len() < shape.window,
+                "train() must follow every window"
+            );
+            win.active.push(streams);
+        } else {
+            match win.active.last_mut() {
+                Some(so_far) if *so_far == first => *so_far += streams,
+                _ => panic!("a step's part must start where the step's streams end"),
+            }
+        }
         win.symbols.extend_from_slice(inputs);
         win.layers.resize_with(layers, LayerWindow::default);
 
@@ -201,12 +212,12 @@ impl CpuBackend {
             .enumerate()
         {
             let cols = shape.layer_inputs(l);
-            let hs = cut(&mut h[..n], &groups, cells);
-            let cs = cut(&mut c[..n], &groups, cells);
+            let hs = cut(&mut h[state.clone()], &groups, cells);
+            let cs = cut(&mut c[state.clone()], &groups, cells);
             let xs = cut(grow(&mut lw.x, streams * cols), &groups, cols);
             let gs = cut(grow(&mut lw.gates, streams * rows), &groups, rows);
-            let ps = cut(grow(&mut lw.c_prev, n), &groups, cells);
-            let ts = cut(grow(&mut lw.tanh_c, n), &groups, cells);
+            let ps = cut(grow(&mut lw.c_prev, state.len()), &groups, cells);
+            let ts = cut(grow(&mut lw.tanh_c, state.len()), &groups, cells);
             for (part, (((((h, c), x), g), p), t)) in parts
                 .iter_mut()
                 .zip(hs.into_iter().zip(cs).zip(xs).zip(gs).zip(ps).zip(ts))
@@ -378,10 +389,14 @@ impl Backend for CpuBackend {
         format!("cpu (integer twin, {})", simd::Isa::active().name())
     }
 
-    fn forward(&mut self, steps: &[&[u8]]) -> Result<&[u32], Error> {
+    fn forward(&mut self, first_stream: usize, steps: &[&[u8]]) -> Result<&[u32], Error> {
+        assert!(
+            first_stream == 0 || steps.len() == 1,
+            "a call that continues a step runs that one step"
+        );
         let start = self.window.freqs.len();
         for inputs in steps {
-            self.forward_step(inputs);
+            self.forward_step(first_stream, inputs);
         }
         Ok(&self.window.freqs[start..])
     }

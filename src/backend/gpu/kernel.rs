@@ -121,7 +121,7 @@ pub struct Kernel {
 }
 
 /// Bytes of `struct Step` in `shaders/common.wgsl`.
-pub const STEP_BYTES: u64 = 16;
+pub const STEP_BYTES: u64 = 20;
 
 /// Threads per workgroup of the kernels dispatched with `Kernel::record`
 /// (`@workgroup_size(64)` in their shaders).

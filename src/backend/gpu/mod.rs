@@ -2,10 +2,11 @@
 //! through wgpu, bit-identical to the CPU twin (`crate::backend::cpu::kernels`).
 //!
 //! All model state lives on the GPU. A `forward` call uploads the steps' symbols, runs them
-//! and reads their frequency tables back in one submit: the decoder calls it once per step,
-//! the encoder once per window (it knows its symbols in advance). `train` records the
-//! backward pass over the window and the update of every tensor; those commands ride in the
-//! next `forward` submit, so training adds no submit or read-back of its own. The backward
+//! and reads their frequency tables back in one submit, as u16 (`FREQ_BYTES`): the decoder
+//! calls it once per step or half step, the encoder once per window (it knows its symbols in
+//! advance). `train` records the backward pass over the window and the update of every
+//! tensor; those commands ride in the next `forward` submit, so training adds no submit or
+//! read-back of its own. The backward
 //! pass takes few dispatches, since each costs a hardware GPU a launch and a barrier: the
 //! head's gradients for the whole window in two (they do not depend on the recurrence), then
 //! one per layer and step.
@@ -40,7 +41,14 @@ struct StepUniform {
     base: u32,
     recorded: u32,
     learning_rate: u32,
+    first: u32,
 }
+
+/// Bytes of one frequency table entry as `head_softmax` stores and the host reads it back:
+/// a u16, which holds every entry exactly (each is at least 1, so none exceeds
+/// `FREQ_TOTAL - (SYMBOLS - 1)`).
+const FREQ_BYTES: usize = 2;
+const _: () = assert!(fixed::FREQ_TOTAL - (SYMBOLS as u32 - 1) <= u16::MAX as u32);
 
 /// Kernels of one layer.
 struct LayerKernels {
@@ -90,6 +98,8 @@ pub struct GpuBackend {
     step_dispatches: usize,
     /// Dispatches the last `train` recorded for its backward pass.
     backward_dispatches: usize,
+    /// Bytes the last `forward` read back per step it ran.
+    step_read_back_bytes: usize,
     output_grad: Kernel,
     head_input_grad: Kernel,
     head_update: Kernel,
@@ -163,11 +173,11 @@ const MAX_TILE: usize = 8;
 /// the widest tile keeps busy. The tile decides no bit of the result.
 fn stream_tile(shape: &Shape, software: bool, workgroup_bytes: usize) -> Option<usize> {
     let layer_bytes = 4 * shape.layer_inputs(shape.layers - 1);
-    // `head_softmax` also keeps three `SYMBOLS`-long trees. (`input_grad`'s 256 bytes per
-    // stream stay below `head_softmax`'s `4 · HEAD_CHUNK`.)
+    // `head_softmax` also keeps four `SYMBOLS`-long arrays (three trees and the frequencies).
+    // (`input_grad`'s 256 bytes per stream stay below `head_softmax`'s `4 · HEAD_CHUNK`.)
     let head_bytes = 4 * HEAD_CHUNK;
     let fits = (workgroup_bytes / layer_bytes)
-        .min(workgroup_bytes.saturating_sub(3 * 4 * SYMBOLS) / head_bytes)
+        .min(workgroup_bytes.saturating_sub(4 * 4 * SYMBOLS) / head_bytes)
         .min(MAX_TILE);
     let wanted = if software {
         MAX_TILE
@@ -310,14 +320,14 @@ impl GpuBackend {
         let symbols_win = zeros("symbols", 4 * steps);
         let targets_win = zeros("targets", 4 * steps);
         let head_in_win = zeros("head input", 4 * steps * lh);
-        let freqs_win = zeros("freqs", 4 * steps * SYMBOLS);
+        let freqs_win = zeros("freqs", FREQ_BYTES * steps * SYMBOLS);
         let probs_win = zeros("probs", 4 * steps * SYMBOLS);
         let dlogits_win = zeros("dlogits", 4 * steps * SYMBOLS);
         let dhead_win = zeros("dhead", 4 * steps * lh);
         let by_symbol = zeros("by symbol", 4 * (SYMBOLS + 1 + steps));
         let staging = device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("staging"),
-            size: (4 * steps * SYMBOLS) as u64,
+            size: (FREQ_BYTES * steps * SYMBOLS) as u64,
             usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
@@ -507,6 +517,7 @@ impl GpuBackend {
             matrix_tile,
             step_dispatches: 0,
             backward_dispatches: 0,
+            step_read_back_bytes: 0,
             output_grad: k(
                 "output_grad",
                 &base,
@@ -569,11 +580,12 @@ impl GpuBackend {
         Ok(backend)
     }
 
-    /// Writes `struct Step` slot `slot` and returns its byte offset.
+    /// Writes `struct Step` slot `slot` (streams `first..first + streams` of the step whose
+    /// stream 0 is window row `base`) and returns its byte offset.
     fn write_step(
         &self,
         slot: usize,
-        streams: usize,
+        (first, streams): (usize, usize),
         base: usize,
         recorded: usize,
         learning_rate_q24: u32,
@@ -583,6 +595,7 @@ impl GpuBackend {
             base: base as u32,
             recorded: recorded as u32,
             learning_rate: learning_rate_q24,
+            first: first as u32,
         };
         let offset = slot as u64 * self.step_stride;
         self.ctx
@@ -604,7 +617,7 @@ impl GpuBackend {
     /// Adds the last submit's timestamps to the profile (once it has completed).
     fn collect_profile(&self) -> Result<(), Error> {
         match &self.profiler {
-            Some(profiler) => profiler.collect(|buffer| map_read(&self.ctx, buffer)),
+            Some(profiler) => profiler.collect(|buffer, bytes| map_read(&self.ctx, buffer, bytes)),
             None => Ok(()),
         }
     }
@@ -615,9 +628,10 @@ impl GpuBackend {
             .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None })
     }
 
+    /// The first `bytes` of the staging buffer, once the GPU is done: only those are mapped
+    /// and copied, not the whole window's room.
     fn map_staging(&mut self, bytes: usize) -> Result<Vec<u8>, Error> {
-        let mut data = map_read(&self.ctx, &self.staging)?;
-        data.truncate(bytes);
+        let data = map_read(&self.ctx, &self.staging, bytes as u64)?;
         self.host.read_back_bytes += bytes as u64;
         self.collect_profile()?;
         Ok(data)
@@ -643,6 +657,13 @@ impl GpuBackend {
         self.backward_dispatches
     }
 
+    /// Bytes the last `forward` read back from the GPU per step it ran (a call that continues
+    /// a step counts as one): `FREQ_BYTES` (2) per table entry, 512 per stream, and nothing
+    /// else.
+    pub fn read_back_bytes_per_step(&self) -> usize {
+        self.step_read_back_bytes
+    }
+
     /// The Q24 master weights of every tensor, in `Shape::tensors` order (for tests against
     /// the CPU twin).
     pub fn master_weights(&mut self) -> Result<Vec<Vec<i32>>, Error> {
@@ -661,15 +682,16 @@ impl GpuBackend {
             let mut encoder = self.encoder();
             encoder.copy_buffer_to_buffer(master, 0, &staging, 0, master.size());
             self.ctx.queue.submit([encoder.finish()]);
-            out.push(bytemuck::cast_slice(&map_read(&self.ctx, &staging)?).to_vec());
+            out.push(bytemuck::cast_slice(&map_read(&self.ctx, &staging, master.size())?).to_vec());
         }
         Ok(out)
     }
 }
 
-/// Waits for the GPU and copies a `MAP_READ` buffer's contents to the host.
-fn map_read(ctx: &GpuContext, buffer: &wgpu::Buffer) -> Result<Vec<u8>, Error> {
-    let slice = buffer.slice(..);
+/// Waits for the GPU and copies the first `bytes` (a multiple of 4) of a `MAP_READ` buffer to
+/// the host.
+fn map_read(ctx: &GpuContext, buffer: &wgpu::Buffer, bytes: u64) -> Result<Vec<u8>, Error> {
+    let slice = buffer.slice(..bytes);
     let (tx, rx) = std::sync::mpsc::channel();
     slice.map_async(wgpu::MapMode::Read, move |r| {
         let _ = tx.send(r);
@@ -706,23 +728,40 @@ impl Backend for GpuBackend {
         self.ctx.description.clone()
     }
 
-    fn forward(&mut self, steps: &[&[u8]]) -> Result<&[u32], Error> {
+    fn forward(&mut self, first_stream: usize, steps: &[&[u8]]) -> Result<&[u32], Error> {
         let started = Instant::now();
-        assert!(
-            self.active.len() + steps.len() <= self.shape.window,
-            "train() must follow every window"
-        );
         // `layer_backward`'s alternating gradient buffers carry a stream's gradients only
-        // between steps it is active at (see its shader).
-        let mut widest = self.active.last().copied().unwrap_or(usize::MAX);
-        for s in steps {
+        // between steps it is active at (see its shader), so no step may be wider than the one
+        // before it.
+        if first_stream == 0 {
             assert!(
-                s.len() <= widest,
+                self.active.len() + steps.len() <= self.shape.window,
+                "train() must follow every window"
+            );
+            let mut widest = self.active.last().copied().unwrap_or(usize::MAX);
+            for s in steps {
+                assert!(
+                    s.len() <= widest,
+                    "the active streams of a window never grow"
+                );
+                widest = s.len();
+            }
+        } else {
+            assert!(
+                steps.len() == 1 && self.active.last() == Some(&first_stream),
+                "a step's part must start where the step's streams end"
+            );
+            let before = match self.active.len() {
+                0 | 1 => usize::MAX,
+                n => self.active[n - 2],
+            };
+            assert!(
+                first_stream + steps[0].len() <= before,
                 "the active streams of a window never grow"
             );
-            widest = s.len();
         }
-        let first_base: usize = self.active.iter().sum();
+        // The first window row this call fills: stream `first_stream` of its first step.
+        let first_row: usize = self.active.iter().sum();
         let symbols = &mut self.symbols;
         symbols.clear();
         symbols.extend(steps.iter().flat_map(|s| s.iter().map(|&x| x as u32)));
@@ -735,38 +774,48 @@ impl Backend for GpuBackend {
             &self.inputs,
             0,
             &self.symbols_win,
-            4 * first_base as u64,
+            4 * first_row as u64,
             4 * symbols as u64,
         );
         {
             let mut pass = encoder.begin_compute_pass(&Default::default());
-            let mut base = first_base;
+            let mut base = first_row - first_stream;
             for (slot, inputs) in steps.iter().enumerate() {
                 let streams = inputs.len();
-                let at = self.write_step(slot, streams, base, 0, 0);
+                let at = self.write_step(slot, (first_stream, streams), base, 0, 0);
                 let groups = streams.div_ceil(self.tile);
                 for kernel in self.layers.iter().map(|lk| &lk.forward) {
                     kernel.record_groups(&mut pass, at, groups);
                 }
                 self.head.record_groups(&mut pass, at, groups);
-                base += streams;
+                base += first_stream + streams;
             }
         }
-        let bytes = 4 * symbols * SYMBOLS;
+        let bytes = FREQ_BYTES * symbols * SYMBOLS;
         encoder.copy_buffer_to_buffer(
             &self.freqs_win,
-            (4 * first_base * SYMBOLS) as u64,
+            (FREQ_BYTES * first_row * SYMBOLS) as u64,
             &self.staging,
             0,
             bytes as u64,
         );
         self.step_dispatches = self.layers.len() + 1;
+        self.step_read_back_bytes = bytes / steps.len().max(1);
         self.submit(encoder)?;
         let data = self.map_staging(bytes)?;
         self.freqs.clear();
-        self.freqs.extend_from_slice(bytemuck::cast_slice(&data));
-        self.active.extend(steps.iter().map(|s| s.len()));
-        self.host.steps += steps.len() as u64;
+        self.freqs.extend(
+            data.chunks_exact(FREQ_BYTES)
+                .map(|entry| u32::from(u16::from_le_bytes([entry[0], entry[1]]))),
+        );
+        if first_stream == 0 {
+            self.active.extend(steps.iter().map(|s| s.len()));
+        } else if let Some(so_far) = self.active.last_mut() {
+            *so_far += symbols;
+        }
+        if first_stream == 0 {
+            self.host.steps += steps.len() as u64;
+        }
         self.host.in_backend += started.elapsed();
         Ok(&self.freqs)
     }
@@ -785,7 +834,13 @@ impl Backend for GpuBackend {
         {
             let mut pass = encoder.begin_compute_pass(&Default::default());
             // The window's slot, for the kernels over all its stream-steps and the updates.
-            let at = self.write_step(2 * self.shape.window, 0, 0, recorded, learning_rate_q24);
+            let at = self.write_step(
+                2 * self.shape.window,
+                (0, 0),
+                0,
+                recorded,
+                learning_rate_q24,
+            );
             self.output_grad
                 .record_strided(&mut pass, at, recorded * SYMBOLS);
             let blocks = |cols: usize| cols.div_ceil(kernel::WORKGROUP as usize);
@@ -799,7 +854,8 @@ impl Backend for GpuBackend {
             let mut end = recorded;
             for (t, &streams) in self.active.iter().enumerate().rev() {
                 let base = end - streams;
-                let step_at = self.write_step(self.shape.window + t, streams, base, recorded, 0);
+                let step_at =
+                    self.write_step(self.shape.window + t, (0, streams), base, recorded, 0);
                 let tiles = streams.div_ceil(self.backward_tile);
                 for (l, lk) in self.layers.iter().enumerate().rev() {
                     lk.backward[t % 2].record_grid(

@@ -147,16 +147,17 @@ impl Profiler {
         encoder.copy_buffer_to_buffer(&self.resolved, 0, &self.readback, 0, bytes);
     }
 
-    /// Reads the timestamps of the submit `resolve` prepared (after it was submitted) and adds
-    /// each dispatch's time to its kernel.
+    /// Reads the timestamps of the submit `resolve` prepared (after it was submitted), through
+    /// `map_read(buffer, bytes)`, and adds each dispatch's time to its kernel.
     pub fn collect(
         &self,
-        map_read: impl FnOnce(&wgpu::Buffer) -> Result<Vec<u8>, Error>,
+        map_read: impl FnOnce(&wgpu::Buffer, u64) -> Result<Vec<u8>, Error>,
     ) -> Result<(), Error> {
-        if self.log().unresolved.is_empty() {
+        let written = 2 * self.log().unresolved.len() as u64;
+        if written == 0 {
             return Ok(());
         }
-        let data = map_read(&self.readback)?;
+        let data = map_read(&self.readback, written * wgpu::QUERY_SIZE as u64)?;
         let ticks: &[u64] = bytemuck::cast_slice(&data);
         let mut log = self.log();
         let unresolved = std::mem::take(&mut log.unresolved);

@@ -115,13 +115,13 @@ enum Dispatch {
     Grid([usize; 2]),
 }
 
-/// Runs one kernel with `step` and the given buffers (contents, access), and returns every
-/// buffer's contents afterwards.
+/// Runs one kernel with `step` (`struct Step`'s fields in order) and the given buffers
+/// (contents, access), and returns every buffer's contents afterwards.
 fn run_kernel(
     ctx: &GpuContext,
     name: &'static str,
     extra: &[(&'static str, Value)],
-    step: [u32; 4],
+    step: [u32; 5],
     buffers: &[(Vec<u32>, Access)],
     dispatch: Dispatch,
 ) -> Vec<Vec<u32>> {
@@ -229,9 +229,42 @@ fn to_i16(v: &[i32]) -> Vec<i16> {
     v.iter().map(|&x| x as i16).collect()
 }
 
+/// Runs forward kernel `name` over the step whose stream 0 is window row `base`, one dispatch
+/// per `(first, end)` stream range of `parts` in turn, as `GpuBackend::forward` runs a step in
+/// parts, each in tiles of `tile` streams. Returns every buffer's contents afterwards.
+fn run_forward_parts(
+    ctx: &GpuContext,
+    name: &'static str,
+    extra: &[(&'static str, Value)],
+    (base, tile): (usize, usize),
+    parts: &[(usize, usize)],
+    mut buffers: Vec<(Vec<u32>, Access)>,
+) -> Vec<Vec<u32>> {
+    for &(first, end) in parts {
+        let streams = end - first;
+        let step = [streams as u32, base as u32, 0, 0, first as u32];
+        let groups = Dispatch::Groups(streams.div_ceil(tile));
+        let out = run_kernel(ctx, name, extra, step, &buffers, groups);
+        for ((data, _), after) in buffers.iter_mut().zip(out) {
+            *data = after;
+        }
+    }
+    buffers.into_iter().map(|(data, _)| data).collect()
+}
+
+/// Whole steps of 5 streams and the ways the forward kernel tests cut them into parts: halves
+/// (3 and 2 streams), and three parts with one of a single stream.
+const STEP_PARTS: [&[(usize, usize)]; 3] =
+    [&[(0, 5)], &[(0, 3), (3, 5)], &[(0, 1), (1, 4), (4, 5)]];
+
 /// `layer_forward` of layer `layer` (of two) against its twin: `streams` of 6 streams active,
-/// from window row 3 on, in tiles of `tile` streams and passes of `threads` cells.
-fn layer_forward_case(ctx: &GpuContext, layer: usize, cells: usize, tile: usize, threads: u32) {
+/// from window row 3 on, in tiles of `tile` streams and passes of `threads` cells, the step in
+/// dispatches over the stream ranges `parts`.
+fn layer_forward_case(
+    ctx: &GpuContext,
+    (layer, cells, tile, threads): (usize, usize, usize, u32),
+    parts: &[(usize, usize)],
+) {
     let mut rng = Rng(10 + (layer * 1000 + cells * 10 + tile) as u64);
     let (layers, all, streams, base) = (2usize, 6usize, 5usize, 3usize);
     let rows = 3 * cells;
@@ -275,7 +308,7 @@ fn layer_forward_case(ctx: &GpuContext, layer: usize, cells: usize, tile: usize,
         },
         &mut Vec::new(),
     );
-    let out = run_kernel(
+    let out = run_forward_parts(
         ctx,
         "layer_forward",
         &[
@@ -288,8 +321,9 @@ fn layer_forward_case(ctx: &GpuContext, layer: usize, cells: usize, tile: usize,
             ("STREAM_TILE", Value::U32(tile as u32)),
             ("WORKGROUP_SIZE", Value::U32(threads)),
         ],
-        [streams as u32, base as u32, 0, 0],
-        &[
+        (base, tile),
+        parts,
+        vec![
             (as_u32(&w), Access::Read),
             (as_u32(&emb), Access::Read),
             (as_u32(&bias), Access::Read),
@@ -302,10 +336,11 @@ fn layer_forward_case(ctx: &GpuContext, layer: usize, cells: usize, tile: usize,
             (as_u32(&tanh_c_win), Access::ReadWrite),
             (as_u32(&head_in_win), Access::ReadWrite),
         ],
-        Dispatch::Groups(streams.div_ceil(tile)),
     );
     let widen = |v: &[i16]| v.iter().map(|&x| x as i32).collect::<Vec<_>>();
-    let case = format!("layer {layer}, {cells} cells, tiles of {tile}, {threads} threads");
+    let case = format!(
+        "layer {layer}, {cells} cells, tiles of {tile}, {threads} threads, parts {parts:?}"
+    );
     // This layer's state of the active streams changes; the rest stays as it was.
     let (mut want_h, mut want_c) = (h_all.clone(), c_all.clone());
     want_h[state(layer)].copy_from_slice(&widen(&h));
@@ -346,25 +381,28 @@ fn layer_forward_case(ctx: &GpuContext, layer: usize, cells: usize, tile: usize,
 }
 
 #[test]
-fn layer_forward_matches_the_twin_in_every_tiling() {
+fn layer_forward_matches_the_twin_in_every_tiling_whole_or_in_parts() {
     let Some(ctx) = context() else { return };
-    for (layer, cells, tile, threads) in [
+    for case in [
         (0, 16, 1, 32),
         (1, 16, 2, 32),
         (1, 40, 8, 32),
         (0, 40, 3, 64),
     ] {
-        layer_forward_case(&ctx, layer, cells, tile, threads);
+        for parts in STEP_PARTS {
+            layer_forward_case(&ctx, case, parts);
+        }
     }
 }
 
 /// `head_softmax` against its twin for 5 streams of `cols` inputs from window row 2 on, in
-/// tiles of `tile` streams and chunks of `chunk` columns.
+/// tiles of `tile` streams and chunks of `chunk` columns, the step in dispatches over the
+/// stream ranges `parts`. The tables come back as u16 pairs, the probabilities as u32.
 fn head_softmax_case(
     ctx: &GpuContext,
     (w, bias, x): (&[i32], &[i32], &[i32]),
-    tile: usize,
-    chunk: u32,
+    (tile, chunk): (usize, u32),
+    parts: &[(usize, usize)],
     what: &str,
 ) {
     let (streams, base) = (5usize, 2usize);
@@ -379,7 +417,7 @@ fn head_softmax_case(
         &mut probs,
     );
     let before = vec![7u32; (base + streams) * SYMBOLS];
-    let out = run_kernel(
+    let out = run_forward_parts(
         ctx,
         "head_softmax",
         &[
@@ -388,19 +426,25 @@ fn head_softmax_case(
             ("STREAM_TILE", Value::U32(tile as u32)),
             ("CHUNK", Value::U32(chunk)),
         ],
-        [streams as u32, base as u32, 0, 0],
-        &[
+        (base, tile),
+        parts,
+        vec![
             (as_u32(w), Access::Read),
             (as_u32(bias), Access::Read),
             (as_u32(x), Access::Read),
-            (before.clone(), Access::ReadWrite),
+            (before[..before.len() / 2].to_vec(), Access::ReadWrite),
             (before.clone(), Access::ReadWrite),
         ],
-        Dispatch::Groups(streams.div_ceil(tile)),
     );
-    let case = format!("{what}, tiles of {tile}, chunks of {chunk}");
-    assert_eq!(out[3][..base * SYMBOLS], before[..base * SYMBOLS], "{case}");
-    assert_eq!(out[3][base * SYMBOLS..], freqs, "freqs, {case}");
+    let case = format!("{what}, tiles of {tile}, chunks of {chunk}, parts {parts:?}");
+    let pairs = base * SYMBOLS / 2;
+    assert_eq!(out[3][..pairs], before[..pairs], "{case}");
+    let unpacked: Vec<u32> = out[3][pairs..]
+        .iter()
+        .flat_map(|&pair| [pair & 0xFFFF, pair >> 16])
+        .collect();
+    assert_eq!(unpacked, freqs, "freqs, {case}");
+    assert_eq!(out[4][..base * SYMBOLS], before[..base * SYMBOLS], "{case}");
     assert_eq!(out[4][base * SYMBOLS..], probs, "probs, {case}");
 }
 
@@ -434,7 +478,15 @@ fn head_softmax_matches_the_twin_on_random_flat_peaked_and_saturated_logits() {
         ("saturated", &saturated),
     ] {
         for (tile, chunk) in [(1, 256), (2, 16), (8, 12)] {
-            head_softmax_case(&ctx, (&case.0, &case.1, &case.2), tile, chunk, what);
+            for parts in STEP_PARTS {
+                head_softmax_case(
+                    &ctx,
+                    (&case.0, &case.1, &case.2),
+                    (tile, chunk),
+                    parts,
+                    what,
+                );
+            }
         }
     }
 }
@@ -471,7 +523,7 @@ fn input_grad_case(
             ("COLS", Value::U32(cols as u32)),
             ("STREAM_TILE", Value::U32(tile as u32)),
         ],
-        [0, 0, n as u32, 0],
+        [0, 0, n as u32, 0, 0],
         &[
             (as_u32(&w), Access::Read),
             (as_u32(&dz), Access::Read),
@@ -525,7 +577,7 @@ fn output_grad_matches_the_twin_over_the_window_in_any_dispatch_width() {
                 &ctx,
                 "output_grad",
                 &[],
-                [0, 0, n as u32, 0],
+                [0, 0, n as u32, 0, 0],
                 &[
                     (probs, Access::Read),
                     (targets.iter().map(|&t| t as u32).collect(), Access::Read),
@@ -640,7 +692,7 @@ fn layer_backward_case(
             ("COLS", Value::U32(cols as u32)),
             ("STREAM_TILE", Value::U32(tile as u32)),
         ],
-        [streams as u32, base as u32, 0, 0],
+        [streams as u32, base as u32, 0, 0, 0],
         &[
             (as_u32(&w), Access::Read),
             (as_u32(&dhead), Access::Read),
@@ -753,7 +805,7 @@ fn matrix_update_case(
             ("COLS", Value::U32(cols as u32)),
             ("MATRIX_TILE", Value::U32(tile as u32)),
         ],
-        [0, 0, n as u32, 67_108],
+        [0, 0, n as u32, 67_108, 0],
         &[
             (as_u32(&dz), Access::Read),
             (as_u32(&x), Access::Read),
@@ -827,7 +879,7 @@ fn embedding_and_bias_updates_match_the_twin() {
         &ctx,
         "symbol_order",
         &[],
-        [0, 0, n as u32, 0],
+        [0, 0, n as u32, 0, 0],
         &[
             (symbols.iter().map(|&s| s as u32).collect(), Access::Read),
             (vec![0; SYMBOLS + 1 + n], Access::ReadWrite),
@@ -853,7 +905,7 @@ fn embedding_and_bias_updates_match_the_twin() {
                 ("ROWS", Value::U32(rows as u32)),
                 ("EMBEDDED", Value::Bool(embedded)),
             ],
-            [0, 0, n as u32, lr],
+            [0, 0, n as u32, lr, 0],
             &[
                 (as_u32(&dz), Access::Read),
                 (order.clone(), Access::Read),
@@ -871,10 +923,22 @@ fn embedding_and_bias_updates_match_the_twin() {
     }
 }
 
+/// How `models_agree` feeds the GPU backend its steps.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Calls {
+    /// One step per `forward` call.
+    Steps,
+    /// A whole window per call, as the encoder does.
+    Windows,
+    /// Each step in two calls, the streams cut into halves as the decoder does (the first
+    /// `streams.div_ceil(2)`, then the rest, if any).
+    Halves,
+}
+
 /// Steps and trains both backends on the same seeded symbols and compares every frequency
-/// table and, at the end, every weight. The CPU twin runs one step at a time; the GPU runs
-/// whole windows per call when `batched` (as the encoder does), single steps otherwise.
-fn models_agree(params: ModelParams, steps: usize, seed: u64, batched: bool) {
+/// table and, at the end, every weight. The CPU twin runs one whole step at a time; the GPU
+/// as `calls` says.
+fn models_agree(params: ModelParams, steps: usize, seed: u64, calls: Calls) {
     let Some(_) = context() else { return };
     let mut gpu = GpuBackend::open(None, &params).expect("GPU backend opens");
     let mut cpu = CpuBackend::new(&params);
@@ -882,14 +946,15 @@ fn models_agree(params: ModelParams, steps: usize, seed: u64, batched: bool) {
     let streams = params.streams as usize;
     let window = params.window as usize;
     // The input symbols of every step: streams drop out near the end, as the last segments
-    // of an input do; mostly a repeating pattern, so the model has something to learn.
+    // of an input do (first one, leaving the second half shorter, then the whole second
+    // half); mostly a repeating pattern, so the model has something to learn.
     let mut inputs: Vec<Vec<u8>> = vec![vec![0u8; streams]];
     let mut targets: Vec<Vec<u8>> = Vec::new();
     for t in 0..steps {
-        let active = if t + 3 >= steps {
-            streams.div_ceil(2)
-        } else {
-            streams
+        let active = match steps - t {
+            ..=3 => streams.div_ceil(2),
+            4..=5 => (streams - 1).max(streams.div_ceil(2)),
+            _ => streams,
         };
         let next: Vec<u8> = (0..active)
             .map(|s| {
@@ -908,15 +973,30 @@ fn models_agree(params: ModelParams, steps: usize, seed: u64, batched: bool) {
         let end = (start + window).min(steps);
         let mut want = Vec::new();
         for step in &inputs[start..end] {
-            want.extend_from_slice(cpu.forward(&[step]).unwrap());
+            want.extend_from_slice(cpu.forward(0, &[step]).unwrap());
         }
         let mut got = Vec::new();
-        if batched {
-            let batch: Vec<&[u8]> = inputs[start..end].iter().map(|s| s.as_slice()).collect();
-            got.extend_from_slice(gpu.forward(&batch).unwrap());
-        } else {
-            for step in &inputs[start..end] {
-                got.extend_from_slice(gpu.forward(&[step]).unwrap());
+        match calls {
+            Calls::Windows => {
+                let batch: Vec<&[u8]> = inputs[start..end].iter().map(|s| s.as_slice()).collect();
+                got.extend_from_slice(gpu.forward(0, &batch).unwrap());
+            }
+            Calls::Steps => {
+                for step in &inputs[start..end] {
+                    got.extend_from_slice(gpu.forward(0, &[step]).unwrap());
+                }
+            }
+            Calls::Halves => {
+                let half = streams.div_ceil(2);
+                for step in &inputs[start..end] {
+                    let cut = half.min(step.len());
+                    got.extend_from_slice(gpu.forward(0, &[&step[..cut]]).unwrap());
+                    if cut < step.len() {
+                        got.extend_from_slice(gpu.forward(cut, &[&step[cut..]]).unwrap());
+                        let streams = step.len() - cut;
+                        assert_eq!(gpu.read_back_bytes_per_step(), 2 * SYMBOLS * streams);
+                    }
+                }
             }
         }
         assert_eq!(gpu.dispatches_per_step(), params.layers as usize + 1);
@@ -955,7 +1035,7 @@ fn one_layer_one_stream_agrees_with_the_twin() {
         mix_log2: 16,
         block_log2: 16,
     };
-    models_agree(params, 23, 5, false);
+    models_agree(params, 23, 5, Calls::Steps);
 }
 
 #[test]
@@ -971,8 +1051,9 @@ fn three_layers_and_several_streams_agree_with_the_twin() {
         mix_log2: 16,
         block_log2: 16,
     };
-    models_agree(params, 21, 6, false);
-    models_agree(params, 21, 6, true);
+    for calls in [Calls::Steps, Calls::Windows, Calls::Halves] {
+        models_agree(params, 21, 6, calls);
+    }
 }
 
 /// A profiled backend times every dispatch by kernel, and profiling changes no table.
@@ -1002,15 +1083,15 @@ fn the_profile_counts_every_dispatch_and_changes_nothing() {
     let steps = [[1u8, 2, 3], [4, 5, 6], [7, 8, 9], [10, 11, 12]];
     for _ in 0..2 {
         for step in &steps {
-            let want = plain.forward(&[step]).unwrap().to_vec();
-            assert_eq!(profiled.forward(&[step]).unwrap(), want.as_slice());
+            let want = plain.forward(0, &[step]).unwrap().to_vec();
+            assert_eq!(profiled.forward(0, &[step]).unwrap(), want.as_slice());
         }
         let targets: Vec<u8> = steps.iter().flatten().copied().collect();
         plain.train(&targets, 1 << 12).unwrap();
         profiled.train(&targets, 1 << 12).unwrap();
     }
     // The second window's forward steps carry the first window's training.
-    profiled.forward(&[&steps[0]]).unwrap();
+    profiled.forward(0, &[&steps[0]]).unwrap();
     let report = profiled.profile_report().expect("a profile");
     let dispatches = |kernel: &str| -> u64 {
         let line = report
@@ -1038,5 +1119,6 @@ fn layers_of_several_column_blocks_and_partial_tiles_agree_with_the_twin() {
         mix_log2: 16,
         block_log2: 16,
     };
-    models_agree(params, 17, 8, true);
+    models_agree(params, 17, 8, Calls::Windows);
+    models_agree(params, 17, 8, Calls::Halves);
 }

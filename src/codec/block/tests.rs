@@ -1,0 +1,162 @@
+//! The decoder's halves against its one-step loop: the same `code` calls with the same tables,
+//! the same weights after each block, and errors from either side that end the block cleanly.
+
+use super::{BlockPlan, Segments, halves, run_step_by_step};
+use crate::backend::Backend;
+use crate::backend::cpu::CpuBackend;
+use crate::error::Error;
+use crate::fixed::SYMBOLS;
+use crate::model::params::ModelParams;
+
+const PARAMS: ModelParams = ModelParams {
+    layers: 2,
+    cells: 8,
+    streams: 9,
+    window: 4,
+    learning_rate_q24: 200_000,
+    beta2_shift: 6,
+    seed: 3,
+    mix_log2: 16,
+    block_log2: 16,
+};
+
+fn plan(len: usize, streams: u32) -> BlockPlan {
+    BlockPlan {
+        params: PARAMS,
+        position: 0,
+        len,
+        streams,
+    }
+}
+
+/// One `code` call: stream, offset, and a digest of the table it got.
+type Call = (usize, usize, u64);
+
+/// A stand-in for the range decoder: "decodes" a symbol that depends on the table, so that a
+/// table computed from wrong inputs changes everything after it, and records the call.
+fn fake_decoder(
+    calls: &mut Vec<Call>,
+) -> impl FnMut(usize, usize, &[u32; SYMBOLS]) -> Result<u8, Error> + Send + '_ {
+    move |stream, offset, table| {
+        let digest = table
+            .iter()
+            .fold(0u64, |d, &f| d.rotate_left(5) ^ u64::from(f));
+        calls.push((stream, offset, digest));
+        Ok(b'a' + (digest % 7) as u8)
+    }
+}
+
+/// Blocks of `(bytes, streams)`: many steps with every stream active; the last stream short,
+/// so the last steps lose a stream of the second half; fewer streams with bytes than the
+/// block has (the second half shrinks to nothing); an odd split; two streams.
+const BLOCKS: [(usize, u32); 5] = [(90, 9), (61, 5), (10, 7), (33, 3), (17, 2)];
+
+#[test]
+fn halves_make_the_same_calls_and_train_the_same_model() {
+    let mut whole = CpuBackend::new(&PARAMS);
+    let mut halved = CpuBackend::new(&PARAMS);
+    for (len, streams) in BLOCKS {
+        let (plan, seg) = (plan(len, streams), Segments::new(len, streams as usize));
+        let (mut want, mut got) = (Vec::new(), Vec::new());
+        run_step_by_step(
+            &mut whole,
+            &plan,
+            &seg,
+            &mut |_| {},
+            fake_decoder(&mut want),
+        )
+        .unwrap();
+        halves::run_in_halves(
+            &mut halved,
+            &plan,
+            &seg,
+            &mut |_| {},
+            fake_decoder(&mut got),
+        )
+        .unwrap();
+        assert_eq!(want.len(), len);
+        assert!(
+            want == got,
+            "{len} bytes in {streams} streams: the calls differ"
+        );
+        assert_eq!(
+            whole.master_weights(),
+            halved.master_weights(),
+            "{len} bytes in {streams} streams: the weights differ"
+        );
+    }
+}
+
+#[test]
+fn a_failing_decoder_ends_the_block_with_its_error() {
+    let (len, streams) = (90, 9);
+    let seg = Segments::new(len, streams as usize);
+    // The first call, one inside a window, and the last before a window's training.
+    for fail_at in [0, 13, 4 * 9 - 1, len - 1] {
+        let mut calls = 0;
+        let failing = |_: usize, _: usize, _: &[u32; SYMBOLS]| {
+            calls += 1;
+            match calls > fail_at {
+                true => Err(Error::CorruptPayload),
+                false => Ok(b'x'),
+            }
+        };
+        let mut twin = CpuBackend::new(&PARAMS);
+        let result =
+            halves::run_in_halves(&mut twin, &plan(len, streams), &seg, &mut |_| {}, failing);
+        assert!(
+            matches!(result, Err(Error::CorruptPayload)),
+            "failing at {fail_at}: {result:?}"
+        );
+    }
+}
+
+/// The CPU twin, failing from its `fail_at`th `forward` call on.
+struct FailingBackend {
+    twin: CpuBackend,
+    calls: usize,
+    fail_at: usize,
+}
+
+impl Backend for FailingBackend {
+    fn describe(&self) -> String {
+        "failing".to_string()
+    }
+
+    fn forward(&mut self, first_stream: usize, steps: &[&[u8]]) -> Result<&[u32], Error> {
+        self.calls += 1;
+        if self.calls > self.fail_at {
+            return Err(Error::Gpu("lost".to_string()));
+        }
+        self.twin.forward(first_stream, steps)
+    }
+
+    fn train(&mut self, targets: &[u8], learning_rate_q24: u32) -> Result<(), Error> {
+        self.twin.train(targets, learning_rate_q24)
+    }
+}
+
+#[test]
+fn a_failing_model_ends_the_block_with_its_error() {
+    let (len, streams) = (90, 9);
+    let seg = Segments::new(len, streams as usize);
+    for fail_at in [0, 1, 2, 7, 8, 9] {
+        let mut backend = FailingBackend {
+            twin: CpuBackend::new(&PARAMS),
+            calls: 0,
+            fail_at,
+        };
+        let mut calls = Vec::new();
+        let result = halves::run_in_halves(
+            &mut backend,
+            &plan(len, streams),
+            &seg,
+            &mut |_| {},
+            fake_decoder(&mut calls),
+        );
+        assert!(
+            matches!(result, Err(Error::Gpu(_))),
+            "failing at {fail_at}: {result:?}"
+        );
+    }
+}
