@@ -640,7 +640,11 @@ impl GpuBackend {
     /// The profile so far (`profile::Profiler::report`), when this backend profiles.
     pub fn profile_report(&self) -> Option<String> {
         let profiler = self.profiler.as_ref()?;
-        Some(profiler.report(&self.ctx.description, &self.host, self.step_dispatches))
+        Some(profiler.report(
+            &self.ctx.description,
+            &self.host,
+            (self.step_dispatches, self.backward_dispatches),
+        ))
     }
 
     /// Compute dispatches the last `forward` recorded per step: one per layer and one for the

@@ -170,8 +170,14 @@ impl Profiler {
         Ok(())
     }
 
-    /// The report: the host's totals, then one line per kernel, slowest first.
-    pub fn report(&self, adapter: &str, host: &HostTotals, dispatches_per_step: usize) -> String {
+    /// The report: the host's totals and the backend's last dispatch counts (per forward step,
+    /// per window's backward pass), then one line per kernel, slowest first.
+    pub fn report(
+        &self,
+        adapter: &str,
+        host: &HostTotals,
+        (forward_per_step, backward_per_window): (usize, usize),
+    ) -> String {
         let log = self.log();
         let steps = host.steps.max(1) as f64;
         let gpu_ns: f64 = log.kernels.values().map(|k| k.gpu_ns).sum();
@@ -180,13 +186,15 @@ impl Profiler {
         let mut out = format!(
             "GPU profile, {adapter}: {} steps in {} submits; inside the backend {:.1} µs/step, \
              of which GPU (dispatches timed) {:.1} µs/step and host {:.1} µs/step; \
-             {} forward dispatches/step, {:.0} read-back bytes/step{}\n",
+             {} forward dispatches/step, {} backward dispatches/window, \
+             {:.0} read-back bytes/step{}\n",
             host.steps,
             host.submits,
             in_backend_ns / steps / 1e3,
             gpu_ns / steps / 1e3,
             (in_backend_ns - gpu_ns).max(0.0) / steps / 1e3,
-            dispatches_per_step,
+            forward_per_step,
+            backward_per_window,
             host.read_back_bytes as f64 / steps,
             match untimed {
                 0 => String::new(),
