@@ -58,6 +58,14 @@ pub struct BlockPlan {
     pub streams: u32,
 }
 
+impl BlockPlan {
+    /// Whether the byte at `offset` of the block is the first of `stream`'s segment (the
+    /// stream's bytes before it lie elsewhere in the input).
+    pub fn starts_segment(&self, stream: usize, offset: usize) -> bool {
+        offset == stream * self.len.div_ceil(self.streams as usize)
+    }
+}
+
 /// Windows of tables the model may run ahead of the coder when the data is known.
 const WINDOWS_AHEAD: usize = 2;
 

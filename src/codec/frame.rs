@@ -4,8 +4,9 @@
 //! new model.
 
 use crate::backend::{self, Backend, Workload};
-use crate::coder::{BinaryDecoder, BinaryEncoder, CoderError, Replay};
+use crate::coder::{BinaryDecoder, BinaryEncoder, BitCoder, CoderError, Replay};
 use crate::error::Error;
+use crate::fixed::SYMBOLS;
 use crate::format::{self, BlockHeader, BlockKind, FrameEnd, FrameHeader, Record};
 use crate::mix::MixingStage;
 use crate::model::memory;
@@ -25,6 +26,23 @@ pub fn check_memory(params: &ModelParams, options: &Options) -> Result<(), Error
         });
     }
     Ok(())
+}
+
+/// Codes the byte at `offset` of a block (`plan`), which belongs to `stream`, through the
+/// mixing stage, which first forgets the stream's recent bytes when the byte starts the
+/// stream's segment (`MixingStage::start_segment`).
+fn code_byte(
+    mixer: &mut MixingStage,
+    plan: &BlockPlan,
+    (stream, offset): (usize, usize),
+    table: &[u32; SYMBOLS],
+    byte: u8,
+    coder: &mut impl BitCoder,
+) -> Result<u8, CoderError> {
+    if plan.starts_segment(stream, offset) {
+        mixer.start_segment(stream);
+    }
+    mixer.code_byte(stream, table, byte, coder)
 }
 
 /// A frame's model as it stands between two blocks.
@@ -160,8 +178,7 @@ impl FrameEncoder {
             Some(data),
             progress,
             |stream, at, table| {
-                mixer
-                    .code_byte(stream, table, data[at], &mut encoder)
+                code_byte(mixer, &plan, (stream, at), table, data[at], &mut encoder)
                     .map_err(|_| Error::InvalidTable)
             },
         )?;
@@ -249,8 +266,7 @@ impl FrameDecoder {
                     Some(payload),
                     progress,
                     |stream, at, table| {
-                        mixer
-                            .code_byte(stream, table, payload[at], &mut replay)
+                        code_byte(mixer, &plan, (stream, at), table, payload[at], &mut replay)
                             .map_err(|_| Error::InvalidTable)
                     },
                 )?;
@@ -269,12 +285,11 @@ impl FrameDecoder {
                     None,
                     progress,
                     |stream, at, table| {
-                        let symbol = mixer.code_byte(stream, table, 0, &mut decoder).map_err(
-                            |e| match e {
+                        let symbol = code_byte(mixer, &plan, (stream, at), table, 0, &mut decoder)
+                            .map_err(|e| match e {
                                 CoderError::InvalidProbability => Error::InvalidTable,
                                 _ => Error::CorruptPayload,
-                            },
-                        )?;
+                            })?;
                         out[at] = symbol;
                         Ok(symbol)
                     },

@@ -56,6 +56,8 @@ struct Cursor {
     predicted: u8,
     /// Whether the bits of the current byte so far agree with `predicted`.
     agrees: bool,
+    /// Bytes of the stream's current segment pushed so far, counted up to `MIN_MATCH`.
+    segment_bytes: usize,
     /// The table entry of the last `MIN_MATCH` bytes, read and rewritten by `start_byte` (kept
     /// apart from `push` so the entry's cache miss overlaps other work).
     pending: Option<usize>,
@@ -190,7 +192,8 @@ impl MatchModel {
         }
         let c = &mut self.cursors[s];
         c.agrees = c.len > 0;
-        if c.pos >= MIN_MATCH as u64 {
+        c.segment_bytes = (c.segment_bytes + 1).min(MIN_MATCH);
+        if c.segment_bytes >= MIN_MATCH {
             let key = mix64(last8 & (u64::MAX >> (64 - 8 * MIN_MATCH as u32)));
             let entry = (key as usize) & (self.table.len() - 1);
             table::prefetch(&self.table[entry]);
@@ -202,6 +205,17 @@ impl MatchModel {
     fn readable(&self, source: usize, pos: u64) -> bool {
         let end = self.cursors[source].pos;
         pos < end && end - pos <= self.ring as u64
+    }
+
+    /// Starts a new segment of `stream`: its next byte does not follow the bytes it pushed
+    /// last, so its running match ends, and its hashes neither look up nor record a place
+    /// until the segment has `MIN_MATCH` bytes of its own (the last bytes of the old segment
+    /// would record a place that is not followed by what follows them).
+    pub fn start_segment(&mut self, stream: usize) {
+        let c = &mut self.cursors[stream];
+        c.len = 0;
+        c.pending = None;
+        c.segment_bytes = 0;
     }
 
     /// Starts a byte of `stream`, finishing its last `push`: without a running match, looks
@@ -260,6 +274,57 @@ impl MatchModel {
             c.ptr = cand;
             c.predicted = predicted;
             c.agrees = true;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Pushes `bytes` as `stream`'s next bytes; returns whether a match was running before the
+    /// last one.
+    fn feed(model: &mut MatchModel, last8: &mut u64, stream: usize, bytes: &[u8]) -> bool {
+        let mut running = false;
+        for &b in bytes {
+            model.start_byte(stream);
+            running = model.cursors[stream].len > 0;
+            *last8 = (*last8 << 8) | u64::from(b);
+            model.push(b, *last8);
+        }
+        running
+    }
+
+    #[test]
+    fn a_new_segment_ends_the_running_match() {
+        let mut model = MatchModel::new(1 << 12, 1 << 12, 2);
+        let (mut a, mut b) = (0u64, 0u64);
+        feed(&mut model, &mut b, 1, b"abcdefghijklmnop");
+        assert!(feed(&mut model, &mut a, 0, b"abcdefghij"));
+        model.start_segment(0);
+        model.start_byte(0);
+        assert_eq!(model.cursors[0].len, 0);
+    }
+
+    #[test]
+    fn a_new_segment_does_not_record_the_old_one_as_followed_by_it() {
+        for restart in [false, true] {
+            let mut model = MatchModel::new(1 << 12, 1 << 12, 2);
+            let (mut a, mut b) = (0u64, 0u64);
+            feed(&mut model, &mut a, 0, b"0123456789");
+            if restart {
+                model.start_segment(0);
+                a = 0;
+            }
+            feed(&mut model, &mut a, 0, b"zzzz");
+            // Stream 1 reads the old segment's last bytes (and no earlier ones, which would
+            // start a match sooner): only without the restart were they recorded as followed
+            // by "z".
+            let found = feed(&mut model, &mut b, 1, b"456789?");
+            assert_eq!(found, !restart, "restart: {restart}");
+            if !restart {
+                assert_eq!(model.cursors[1].predicted, b'z');
+            }
         }
     }
 }

@@ -160,3 +160,16 @@ fn a_failing_model_ends_the_block_with_its_error() {
         );
     }
 }
+
+#[test]
+fn segments_start_where_the_block_is_cut() {
+    // 10 bytes in 3 streams: segments of 4, 4 and 2 bytes.
+    let cut = plan(10, 3);
+    let starts: Vec<(usize, usize)> = (0..3)
+        .flat_map(|s| (0..10).map(move |at| (s, at)))
+        .filter(|&(s, at)| cut.starts_segment(s, at))
+        .collect();
+    assert_eq!(starts, [(0, 0), (1, 4), (2, 8)]);
+    assert!(plan(5, 1).starts_segment(0, 0));
+    assert!(!plan(5, 1).starts_segment(0, 1));
+}
