@@ -387,7 +387,7 @@ mod tests {
         let coded = len - 36 - 48;
         for field in [
             "\"file\":\"a \\\"b\\\"\\n.nng\"".to_string(),
-            "\"format_version\":3".into(),
+            format!("\"format_version\":{FORMAT_VERSION}"),
             format!("\"archive_bytes\":{len}"),
             "\"original_bytes\":1000".into(),
             "\"ratio\":".into(),

@@ -340,8 +340,9 @@ fn list_and_json() {
     );
     let out = run(nngpu(d).args(["-lv", "a.nng"]));
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let version = format!("format version   {}", nngpu::format::FORMAT_VERSION);
     for field in [
-        "format version   3",
+        version.as_str(),
         "1 layers x 32 cells",
         "window 16",
         "xxh64",
@@ -354,8 +355,12 @@ fn list_and_json() {
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 2, "{text}");
+    let json_version = format!(
+        "{{\"file\":\"a.nng\",\"format_version\":{},",
+        nngpu::format::FORMAT_VERSION
+    );
     for field in [
-        "{\"file\":\"a.nng\",\"format_version\":3,",
+        json_version.as_str(),
         "\"original_bytes\":300,",
         "\"model\":{\"layers\":1,\"cells\":32,\"window\":16,\"learning_rate\":0.003,",
         "\"decoder_memory\":{\"weights\":",
