@@ -229,6 +229,21 @@ fn to_i16(v: &[i32]) -> Vec<i16> {
     v.iter().map(|&x| x as i16).collect()
 }
 
+/// The constants of one layer's kernel: layers, the layer, cells, all streams, gate rows,
+/// input columns and the stream tile, in that order.
+fn layer_constants(values: [usize; 7]) -> [(&'static str, Value); 7] {
+    let names = [
+        "LAYERS",
+        "LAYER",
+        "CELLS",
+        "STREAMS",
+        "ROWS",
+        "COLS",
+        "STREAM_TILE",
+    ];
+    std::array::from_fn(|i| (names[i], Value::U32(values[i] as u32)))
+}
+
 /// Runs forward kernel `name` over the step whose stream 0 is window row `base`, one dispatch
 /// per `(first, end)` stream range of `parts` in turn, as `GpuBackend::forward` runs a step in
 /// parts, each in tiles of `tile` streams. Returns every buffer's contents afterwards.
@@ -312,15 +327,10 @@ fn layer_forward_case(
         ctx,
         "layer_forward",
         &[
-            ("LAYERS", Value::U32(layers as u32)),
-            ("LAYER", Value::U32(layer as u32)),
-            ("CELLS", Value::U32(cells as u32)),
-            ("STREAMS", Value::U32(all as u32)),
-            ("ROWS", Value::U32(rows as u32)),
-            ("COLS", Value::U32(cols as u32)),
-            ("STREAM_TILE", Value::U32(tile as u32)),
-            ("WORKGROUP_SIZE", Value::U32(threads)),
-        ],
+            layer_constants([layers, layer, cells, all, rows, cols, tile]).as_slice(),
+            &[("WORKGROUP_SIZE", Value::U32(threads))],
+        ]
+        .concat(),
         (base, tile),
         parts,
         vec![
@@ -683,15 +693,7 @@ fn layer_backward_case(
     let out = run_kernel(
         ctx,
         "layer_backward",
-        &[
-            ("LAYERS", Value::U32(layers as u32)),
-            ("LAYER", Value::U32(layer as u32)),
-            ("CELLS", Value::U32(cells as u32)),
-            ("STREAMS", Value::U32(all as u32)),
-            ("ROWS", Value::U32(rows as u32)),
-            ("COLS", Value::U32(cols as u32)),
-            ("STREAM_TILE", Value::U32(tile as u32)),
-        ],
+        &layer_constants([layers, layer, cells, all, rows, cols, tile]),
         [streams as u32, base as u32, 0, 0, 0],
         &[
             (as_u32(&w), Access::Read),
