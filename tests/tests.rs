@@ -7,6 +7,9 @@
 //! - `streaming`: the binary as a stream: more than a mebibyte through pipes, joined archives,
 //!   `-T` that leaves the archive unchanged, outputs refused before any work, and SIGINT and
 //!   SIGTERM that leave no temporary file behind.
+//! - `parallel_decode`: `-T` decompression of several frames at once: the same data for
+//!   every thread count, whole frames written in order, the first damaged frame reported,
+//!   frames too large to hold streamed.
 //! - `terminal`: terminals on standard input and output, under a pseudo-terminal (`script`).
 //! - `corrupt`: flipped bits, truncation, foreign files and trailing bytes are errors, never
 //!   panics and never a half-written output.

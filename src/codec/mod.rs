@@ -1,26 +1,27 @@
 //! Compression and decompression of byte streams: the input is read block by block, each
 //! block coded (or decoded) by its frame's model and written as soon as it is done, so memory
 //! does not grow with the input. Frames are independent; with `Options::frame_size` a long
-//! input becomes several, which `Options::threads` workers compress at once.
+//! input becomes several, which `Options::threads` workers compress, and decompress, at once
+//! (holding those frames in memory, within `Options::memory_limit`).
 //!
 //! - `block`: one block through the model (the step schedule encoder and decoder share);
 //! - `frame`: one frame's model across its blocks, encoder and decoder;
-//! - `frames`: the input cut into frames, one after another or on several workers.
+//! - `frames`: the input cut into frames, one after another or on several workers;
+//! - `unframes`: an archive's frames decoded, one after another or on several workers.
 
 mod block;
 mod frame;
 mod frames;
-
-use std::io::{Read, Write};
+mod unframes;
 
 use crate::backend::BackendChoice;
 use crate::error::Error;
-use crate::format::{ArchiveReader, Record};
 use crate::model::memory::DEFAULT_MEMORY_LIMIT;
 use crate::model::presets;
 
 pub use frame::check_memory;
 pub use frames::compress_stream;
+pub use unframes::decompress_stream;
 
 /// How to compress or decompress.
 #[derive(Clone, Debug)]
@@ -42,8 +43,9 @@ pub struct Options {
     /// `None`: one frame per input. Every frame starts from the initial model, so frames cost
     /// ratio and buy parallelism (compression only).
     pub frame_size: Option<u64>,
-    /// Most frames compressed at once (each on its own model, sharing rayon's threads); 0:
-    /// one per thread of rayon's pool. The archive does not depend on it.
+    /// Most frames compressed or decompressed at once (each on its own model, sharing rayon's
+    /// threads); 0: one per thread of rayon's pool. Neither the archive nor the decompressed
+    /// data depends on it; 1 decompresses block by block, holding no frame in memory.
     pub threads: usize,
 }
 
@@ -125,45 +127,4 @@ pub fn decompress_with_progress(
         bytes,
         backend: report.backend,
     })
-}
-
-/// Decompresses the archive `input` holds (one frame or several concatenated) to `output`,
-/// writing each block as soon as it is decoded and checked. On an error, what was written
-/// before it is correct data: every block written has passed its checksum.
-pub fn decompress_stream(
-    input: &mut dyn Read,
-    output: &mut dyn Write,
-    options: &Options,
-    progress: Progress,
-) -> Result<Report, Error> {
-    let mut reader = ArchiveReader::new(input);
-    let mut payload = Vec::new();
-    let mut data = Vec::new();
-    let mut report = Report::default();
-    while let Some(header) = reader.next_frame()? {
-        let mut frame = frame::FrameDecoder::new(header, reader.frames() - 1, options)?;
-        if report.backend.is_empty() {
-            report.backend = frame.backend();
-        }
-        loop {
-            match reader.next_record()? {
-                Record::Block(block) => {
-                    reader.read_payload(&mut payload)?;
-                    let base = report.original_bytes;
-                    frame.decode_block(&block, &payload, &mut data, &mut |done| {
-                        progress(base + done)
-                    })?;
-                    output.write_all(&data).map_err(Error::Write)?;
-                    report.original_bytes += data.len() as u64;
-                }
-                Record::End(end) => {
-                    frame.finish(&end)?;
-                    break;
-                }
-            }
-        }
-    }
-    output.flush().map_err(Error::Write)?;
-    report.archive_bytes = reader.offset();
-    Ok(report)
 }

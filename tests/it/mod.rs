@@ -5,6 +5,7 @@ mod corrupt;
 mod cross_backend;
 mod golden;
 mod habits;
+mod parallel_decode;
 mod roundtrip;
 mod simd;
 mod streaming;

@@ -9,29 +9,8 @@ use std::fs;
 use std::path::Path;
 
 use super::util::{
-    Rng, assert_fails, assert_ok, names_in, nngpu, pack, run, run_with_stdin, short_text, temp_dir,
+    assert_fails, assert_ok, names_in, nngpu, pack, run, run_with_stdin, short_text, temp_dir, text,
 };
-
-/// `len` bytes of text: lines of words drawn from a small vocabulary, seeded.
-fn text(len: usize, seed: u64) -> Vec<u8> {
-    const WORDS: [&str; 12] = [
-        "alpha", "beta", "gamma", "delta", "stream", "frame", "model", "block", "the", "of", "and",
-        "nngpu",
-    ];
-    let mut rng = Rng::new(seed);
-    let mut out = Vec::with_capacity(len + 16);
-    while out.len() < len {
-        let word = WORDS[(rng.next_u64() % WORDS.len() as u64) as usize];
-        out.extend_from_slice(word.as_bytes());
-        out.push(if rng.next_u64().is_multiple_of(8) {
-            b'\n'
-        } else {
-            b' '
-        });
-    }
-    out.truncate(len);
-    out
-}
 
 #[test]
 fn more_than_a_mebibyte_through_pipes() {

@@ -97,6 +97,27 @@ pub fn short_text() -> Vec<u8> {
     alice()[..300].to_vec()
 }
 
+/// `len` bytes of text: lines of words drawn from a small vocabulary, seeded.
+pub fn text(len: usize, seed: u64) -> Vec<u8> {
+    const WORDS: [&str; 12] = [
+        "alpha", "beta", "gamma", "delta", "stream", "frame", "model", "block", "the", "of", "and",
+        "nngpu",
+    ];
+    let mut rng = Rng::new(seed);
+    let mut out = Vec::with_capacity(len + 16);
+    while out.len() < len {
+        let word = WORDS[(rng.next_u64() % WORDS.len() as u64) as usize];
+        out.extend_from_slice(word.as_bytes());
+        out.push(if rng.next_u64().is_multiple_of(8) {
+            b'\n'
+        } else {
+            b' '
+        });
+    }
+    out.truncate(len);
+    out
+}
+
 /// The `nngpu` binary, run in `dir`, on the CPU twin, with no adapter preference inherited
 /// from the environment.
 pub fn nngpu(dir: &Path) -> Command {
