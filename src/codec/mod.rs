@@ -44,8 +44,11 @@ pub struct Options {
     /// ratio and buy parallelism (compression only).
     pub frame_size: Option<u64>,
     /// Most frames compressed or decompressed at once (each on its own model, sharing rayon's
-    /// threads); 0: one per thread of rayon's pool. Neither the archive nor the decompressed
-    /// data depends on it; 1 decompresses block by block, holding no frame in memory.
+    /// threads); 0: compress with one per thread of rayon's pool, decompress block by block.
+    /// Neither the archive nor the decompressed data depends on it. Decompressing with 0 or 1
+    /// holds no frame in memory and writes each block as soon as it is checked; with more,
+    /// frames are held whole and written at their end (see `unframes`), so only a caller who
+    /// asks for them gets that memory and that delay.
     pub threads: usize,
 }
 

@@ -143,8 +143,8 @@ enum Held {
 }
 
 /// Decompresses the archive `input` holds (one frame or several concatenated) to `output`.
-/// With one thread (`Options::threads` 1, or 0 on a one-core pool), or when called on a
-/// thread of rayon's pool, each block is written as soon as it is decoded and checked; with
+/// With `Options::threads` 0 or 1, or when called on a thread of rayon's pool, each block is
+/// written as soon as it is decoded and checked; with
 /// more, a frame held in memory is written whole
 /// once its blocks and end record have passed, and a frame too large to hold is streamed
 /// as with one thread. On an error, what was written before it is correct data, in order,
@@ -155,10 +155,9 @@ pub fn decompress_stream(
     options: &Options,
     progress: Progress,
 ) -> Result<Report, Error> {
-    let workers = match options.threads {
-        0 => rayon::current_num_threads(),
-        n => n,
-    };
+    // Holding frames costs memory and delays the output, so only an explicit thread count
+    // above one buys it; by default the output streams, as zstd's and xz's do.
+    let workers = options.threads.max(1);
     let mut job = Job {
         reader: ArchiveReader::new(input),
         output,
