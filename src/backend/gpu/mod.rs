@@ -109,7 +109,8 @@ pub struct GpuBackend {
     /// Active streams of each recorded step.
     active: Vec<usize>,
     freqs: Vec<u32>,
-    /// The symbols of the steps a `forward` call uploads, kept so that no step allocates.
+    /// The symbols a `forward` call uploads (or `train`'s targets), kept so that no step
+    /// allocates.
     symbols: Vec<u32>,
     /// Steps, submits, read-back bytes and the time spent in `forward` and `train`.
     host: HostTotals,
@@ -628,13 +629,20 @@ impl GpuBackend {
             .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None })
     }
 
-    /// The first `bytes` of the staging buffer, once the GPU is done: only those are mapped
-    /// and copied, not the whole window's room.
-    fn map_staging(&mut self, bytes: usize) -> Result<Vec<u8>, Error> {
-        let data = map_read(&self.ctx, &self.staging, bytes as u64)?;
+    /// Unpacks the first `bytes` of the staging buffer, once the GPU is done, into `freqs`:
+    /// only those are mapped, not the whole window's room, and straight from the mapping, so
+    /// no step allocates.
+    fn read_tables(&mut self, bytes: usize) -> Result<(), Error> {
+        let freqs = &mut self.freqs;
+        map_read_with(&self.ctx, &self.staging, bytes as u64, |data| {
+            freqs.clear();
+            freqs.extend(
+                data.chunks_exact(FREQ_BYTES)
+                    .map(|entry| u32::from(u16::from_le_bytes([entry[0], entry[1]]))),
+            );
+        })?;
         self.host.read_back_bytes += bytes as u64;
-        self.collect_profile()?;
-        Ok(data)
+        self.collect_profile()
     }
 
     /// The profile so far (`profile::Profiler::report`), when this backend profiles.
@@ -695,6 +703,17 @@ impl GpuBackend {
 /// Waits for the GPU and copies the first `bytes` (a multiple of 4) of a `MAP_READ` buffer to
 /// the host.
 fn map_read(ctx: &GpuContext, buffer: &wgpu::Buffer, bytes: u64) -> Result<Vec<u8>, Error> {
+    map_read_with(ctx, buffer, bytes, <[u8]>::to_vec)
+}
+
+/// Waits for the GPU and hands the first `bytes` of a `MAP_READ` buffer to `read` while they
+/// are mapped.
+fn map_read_with<T>(
+    ctx: &GpuContext,
+    buffer: &wgpu::Buffer,
+    bytes: u64,
+    read: impl FnOnce(&[u8]) -> T,
+) -> Result<T, Error> {
     let slice = buffer.slice(..bytes);
     let (tx, rx) = std::sync::mpsc::channel();
     slice.map_async(wgpu::MapMode::Read, move |r| {
@@ -706,10 +725,11 @@ fn map_read(ctx: &GpuContext, buffer: &wgpu::Buffer, bytes: u64) -> Result<Vec<u
     rx.recv()
         .map_err(|e| Error::Gpu(e.to_string()))?
         .map_err(|e| Error::Gpu(e.to_string()))?;
-    let data = slice
-        .get_mapped_range()
-        .map_err(|e| Error::Gpu(e.to_string()))?
-        .to_vec();
+    let data = read(
+        &slice
+            .get_mapped_range()
+            .map_err(|e| Error::Gpu(e.to_string()))?,
+    );
     buffer.unmap();
     ctx.check()?;
     Ok(data)
@@ -806,19 +826,12 @@ impl Backend for GpuBackend {
         self.step_dispatches = self.layers.len() + 1;
         self.step_read_back_bytes = bytes / steps.len().max(1);
         self.submit(encoder)?;
-        let data = self.map_staging(bytes)?;
-        self.freqs.clear();
-        self.freqs.extend(
-            data.chunks_exact(FREQ_BYTES)
-                .map(|entry| u32::from(u16::from_le_bytes([entry[0], entry[1]]))),
-        );
+        self.read_tables(bytes)?;
         if first_stream == 0 {
             self.active.extend(steps.iter().map(|s| s.len()));
+            self.host.steps += steps.len() as u64;
         } else if let Some(so_far) = self.active.last_mut() {
             *so_far += symbols;
-        }
-        if first_stream == 0 {
-            self.host.steps += steps.len() as u64;
         }
         self.host.in_backend += started.elapsed();
         Ok(&self.freqs)
@@ -827,10 +840,13 @@ impl Backend for GpuBackend {
     fn train(&mut self, targets: &[u8], learning_rate_q24: u32) -> Result<(), Error> {
         let started = Instant::now();
         let recorded: usize = self.active.iter().sum();
-        let targets: Vec<u32> = targets.iter().map(|&s| s as u32).collect();
+        // The symbols' buffer is free until the next `forward` fills it again.
+        let symbols = &mut self.symbols;
+        symbols.clear();
+        symbols.extend(targets.iter().map(|&s| u32::from(s)));
         self.ctx
             .queue
-            .write_buffer(&self.targets_win, 0, bytemuck::cast_slice(&targets));
+            .write_buffer(&self.targets_win, 0, bytemuck::cast_slice(symbols));
         let mut encoder = self.encoder();
         for b in &self.cleared {
             encoder.clear_buffer(b, 0, None);
