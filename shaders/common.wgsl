@@ -83,3 +83,10 @@ struct Step {
     first: u32,
 }
 @group(0) @binding(1) var<uniform> step: Step;
+
+// The tile of workgroup `group` of a forward dispatch: its first stream and how many of the
+// dispatch's streams it holds (STREAM_TILE, or fewer in the last tile).
+fn forward_tile(group: u32) -> vec2<u32> {
+    let first = step.first + group * STREAM_TILE;
+    return vec2<u32>(first, min(STREAM_TILE, step.first + step.streams - first));
+}

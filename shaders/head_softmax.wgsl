@@ -64,8 +64,9 @@ fn main(
     @builtin(workgroup_id) group: vec3<u32>,
     @builtin(local_invocation_index) r: u32,
 ) {
-    let first = step.first + group.x * STREAM_TILE;
-    let tile = min(STREAM_TILE, step.first + step.streams - first);
+    let own = forward_tile(group.x);
+    let first = own.x;
+    let tile = own.y;
     var acc: array<i64, STREAM_TILE>;
     for (var s = 0u; s < STREAM_TILE; s += 1u) {
         acc[s] = i64(bias[r]);

@@ -28,8 +28,9 @@ fn main(
     @builtin(workgroup_id) group: vec3<u32>,
     @builtin(local_invocation_index) t: u32,
 ) {
-    let first = step.first + group.x * STREAM_TILE;
-    let tile = min(STREAM_TILE, step.first + step.streams - first);
+    let own = forward_tile(group.x);
+    let first = own.x;
+    let tile = own.y;
     let below = COLS - CELLS;
     for (var i = t; i < tile * COLS; i += WORKGROUP_SIZE) {
         let s = first + i / COLS;
