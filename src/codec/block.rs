@@ -190,11 +190,21 @@ fn run_ahead(
             Ok(())
         })();
         drop(tables_tx);
-        let coded = coder
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-        modelled.and(coded)
+        with_coder(modelled, coder)
     })
+}
+
+/// The model's result and then the coder's, once the coder thread has ended (its channel
+/// from the model closed, so it cannot wait for more); a panic on the coder's thread goes on
+/// here.
+fn with_coder(
+    modelled: Result<(), Error>,
+    coder: std::thread::ScopedJoinHandle<'_, Result<(), Error>>,
+) -> Result<(), Error> {
+    let coded = coder
+        .join()
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+    modelled.and(coded)
 }
 
 /// The decoding path: one step at a time, each step's inputs the bytes just decoded.

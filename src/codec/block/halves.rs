@@ -11,7 +11,7 @@
 use std::collections::VecDeque;
 use std::sync::mpsc;
 
-use super::{BlockPlan, PROGRESS_INTERVAL, Segments, as_table, train};
+use super::{BlockPlan, PROGRESS_INTERVAL, Segments, as_table, train, with_coder};
 use crate::backend::Backend;
 use crate::error::Error;
 use crate::fixed::SYMBOLS;
@@ -184,9 +184,6 @@ pub(super) fn run_in_halves(
             Ok(())
         })();
         drop(parts_tx);
-        let coded = coder
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-        modelled.and(coded)
+        with_coder(modelled, coder)
     })
 }
