@@ -662,15 +662,12 @@ impl GpuBackend {
     /// still run), and collects that submit's profile: only their bytes are mapped, not the
     /// whole window's room, and straight from the mapping, so no window allocates.
     fn read_tables(&mut self, tables: &TablesInFlight, into: &mut Vec<u32>) -> Result<(), Error> {
-        let waiting = Instant::now();
-        wait_for(&self.ctx, &tables.submission)?;
-        self.host.waiting += waiting.elapsed();
         let staging = &self.staging[tables.staging];
         map_read_with(
             &self.ctx,
             staging,
             tables.bytes as u64,
-            &tables.submission,
+            (&tables.submission, &mut self.host.waiting),
             |data| {
                 into.clear();
                 into.extend(
@@ -943,16 +940,24 @@ fn map_read(
     bytes: u64,
     submission: &wgpu::SubmissionIndex,
 ) -> Result<Vec<u8>, Error> {
-    map_read_with(ctx, buffer, bytes, submission, <[u8]>::to_vec)
+    let mut waited = std::time::Duration::ZERO;
+    map_read_with(
+        ctx,
+        buffer,
+        bytes,
+        (submission, &mut waited),
+        <[u8]>::to_vec,
+    )
 }
 
-/// Waits for `submission` (`wait_for`), the last submit that writes `buffer`, and hands the
-/// first `bytes` of that `MAP_READ` buffer to `read` while they are mapped.
+/// Waits for `submission` (`wait_for`), the last submit that writes `buffer`, adding the time
+/// waited to `waited`, and hands the first `bytes` of that `MAP_READ` buffer to `read` while
+/// they are mapped.
 fn map_read_with<T>(
     ctx: &GpuContext,
     buffer: &wgpu::Buffer,
     bytes: u64,
-    submission: &wgpu::SubmissionIndex,
+    (submission, waited): (&wgpu::SubmissionIndex, &mut std::time::Duration),
     read: impl FnOnce(&[u8]) -> T,
 ) -> Result<T, Error> {
     let slice = buffer.slice(..bytes);
@@ -960,7 +965,9 @@ fn map_read_with<T>(
     slice.map_async(wgpu::MapMode::Read, move |r| {
         let _ = tx.send(r);
     });
+    let waiting = Instant::now();
     wait_for(ctx, submission)?;
+    *waited += waiting.elapsed();
     rx.recv()
         .map_err(|e| Error::Gpu(e.to_string()))?
         .map_err(|e| Error::Gpu(e.to_string()))?;
