@@ -11,8 +11,9 @@ use crate::model::params::ModelParams;
 ///
 /// The caller alternates `forward` calls (each one or more whole steps, or one part of a
 /// step) and, every `window` steps, one `train` call over the steps forwarded since the last
-/// one; or, when it knows the data, runs whole windows with `forward_window_ahead`. The streams that take part in a step are always a prefix `0..n` of all streams, and
-/// that prefix never grows.
+/// one; or, when it knows the data, runs whole windows with `forward_window_ahead`. The
+/// streams that take part in a step are always a prefix `0..n` of all streams, and that
+/// prefix never grows.
 ///
 /// A backend is `Send`: the encoder runs it on a thread of its own, ahead of the coder.
 pub trait Backend: Send {

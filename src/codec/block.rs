@@ -128,9 +128,10 @@ fn learning_rate_q24(plan: &BlockPlan, done: u64) -> u32 {
 /// The known-data path: this thread runs the model window by window and hands each window's
 /// tables to a coder thread. It never waits for the window it has just given the backend:
 /// `Backend::forward_window_ahead` may give a window's tables one call later, once the next
-/// window runs (the coder gets them in order either way, so the archive is the same). The model stays on the caller's thread because the CPU twin runs
-/// on rayon's pool: called from one of rayon's workers (a caller's `par_iter`), the twin's
-/// work keeps flowing, whereas a rayon worker blocked on the coder would starve it.
+/// window runs (the coder gets them in order either way, so the archive is the same). The
+/// model stays on the caller's thread because the CPU twin runs on rayon's pool: called from
+/// one of rayon's workers (a caller's `par_iter`), the twin's work keeps flowing, whereas a
+/// rayon worker blocked on the coder would starve it.
 fn run_ahead(
     backend: &mut dyn Backend,
     plan: &BlockPlan,

@@ -217,7 +217,8 @@ impl Profiler {
         let mut out = format!(
             "GPU profile, {adapter}: {} steps in {} submits; inside the backend {:.1} µs/step, \
              of which submitting {:.1} µs/step and waiting for tables {:.1} µs/step; \
-             GPU (dispatches timed) {:.1} µs/step and inside the backend less that {:.1} µs/step; \
+             GPU (dispatches timed) {:.1} µs/step and the backend's time besides it \
+             {:.1} µs/step; \
              {} forward dispatches/step, {} backward dispatches/window, \
              {:.0} read-back bytes/step{}\n",
             host.steps,
