@@ -11,8 +11,9 @@ use crate::model::params::ModelParams;
 ///
 /// The caller alternates `forward` calls (each one or more whole steps, or one part of a
 /// step) and, every `window` steps, one `train` call over the steps forwarded since the last
-/// one. The streams that take part in a step are always a prefix `0..n` of all streams, and
-/// that prefix never grows.
+/// one; or, when it knows the data, runs whole windows with `forward_window_ahead`. The
+/// streams that take part in a step are always a prefix `0..n` of all streams, and that
+/// prefix never grows.
 ///
 /// A backend is `Send`: the encoder runs it on a thread of its own, ahead of the coder.
 pub trait Backend: Send {
@@ -39,6 +40,39 @@ pub trait Backend: Send {
     /// `model::schedule::learning_rate_q24`). `targets` holds, step by step, the symbol each
     /// active stream actually had.
     fn train(&mut self, targets: &[u8], learning_rate_q24: u32) -> Result<(), Error>;
+
+    /// Runs one whole window of known data and trains on it: `forward(0, steps)` then
+    /// `train(targets, learning_rate_q24)`, with the same record and the same weights after
+    /// it, but without waiting for the window's tables. Instead it may give those of the
+    /// window before: it puts into `tables`, in place of what it held, the tables of the oldest
+    /// window run this way whose tables it has not given yet, laid out as `forward` returns
+    /// them, and says whether it did (if not, `tables` is left as it was). Each window's
+    /// tables come back exactly once, in order, at most one call late; `finish_windows` gives
+    /// the last ones.
+    ///
+    /// The call must start a window (every earlier `forward` trained), and a run of these
+    /// calls must end with `finish_windows` before any other call but `describe` (a backend
+    /// may panic otherwise). This default runs `forward` and `train` and gives the window's
+    /// own tables at once; a GPU submits the window and reads the one before while it runs.
+    fn forward_window_ahead(
+        &mut self,
+        steps: &[&[u8]],
+        targets: &[u8],
+        learning_rate_q24: u32,
+        tables: &mut Vec<u32>,
+    ) -> Result<bool, Error> {
+        tables.clear();
+        tables.extend_from_slice(self.forward(0, steps)?);
+        self.train(targets, learning_rate_q24)?;
+        Ok(true)
+    }
+
+    /// Ends a run of `forward_window_ahead` calls: puts into `tables`, as that does, the
+    /// tables of its last window if they have not been given yet, and says whether it did.
+    /// Afterwards every window's tables have been given and the backend takes any call again.
+    fn finish_windows(&mut self, _tables: &mut Vec<u32>) -> Result<bool, Error> {
+        Ok(false)
+    }
 }
 
 /// Which backend the user asked for.
@@ -158,5 +192,20 @@ impl Backend for Chosen {
 
     fn train(&mut self, targets: &[u8], learning_rate_q24: u32) -> Result<(), Error> {
         self.backend.train(targets, learning_rate_q24)
+    }
+
+    fn forward_window_ahead(
+        &mut self,
+        steps: &[&[u8]],
+        targets: &[u8],
+        learning_rate_q24: u32,
+        tables: &mut Vec<u32>,
+    ) -> Result<bool, Error> {
+        self.backend
+            .forward_window_ahead(steps, targets, learning_rate_q24, tables)
+    }
+
+    fn finish_windows(&mut self, tables: &mut Vec<u32>) -> Result<bool, Error> {
+        self.backend.finish_windows(tables)
     }
 }

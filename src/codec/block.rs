@@ -117,14 +117,21 @@ fn train(
     targets: &[u8],
     done: u64,
 ) -> Result<(), Error> {
-    let rate = schedule::learning_rate_q24(&plan.params, plan.position + done, plan.streams);
-    backend.train(targets, rate)
+    backend.train(targets, learning_rate_q24(plan, done))
+}
+
+/// The learning rate (Q24) of the update that ends with `done` bytes of the block coded.
+fn learning_rate_q24(plan: &BlockPlan, done: u64) -> u32 {
+    schedule::learning_rate_q24(&plan.params, plan.position + done, plan.streams)
 }
 
 /// The known-data path: this thread runs the model window by window and hands each window's
-/// tables to a coder thread. The model stays on the caller's thread because the CPU twin runs
-/// on rayon's pool: called from one of rayon's workers (a caller's `par_iter`), the twin's
-/// work keeps flowing, whereas a rayon worker blocked on the coder would starve it.
+/// tables to a coder thread. It never waits for the window it has just given the backend:
+/// `Backend::forward_window_ahead` may give a window's tables one call later, once the next
+/// window runs (the coder gets them in order either way, so the archive is the same). The
+/// model stays on the caller's thread because the CPU twin runs on rayon's pool: called from
+/// one of rayon's workers (a caller's `par_iter`), the twin's work keeps flowing, whereas a
+/// rayon worker blocked on the coder would starve it.
 fn run_ahead(
     backend: &mut dyn Backend,
     plan: &BlockPlan,
@@ -159,6 +166,16 @@ fn run_ahead(
             let mut inputs: Vec<Vec<u8>> = Vec::new();
             let mut targets = Vec::new();
             let mut done = 0u64;
+            let mut tables = Vec::new();
+            // Hands the coder the tables the backend has just given, if it gave any; false
+            // once the coder has stopped on an error of its own, which it reports.
+            let hand_on = |given: bool, tables: &mut Vec<u32>| {
+                if !given {
+                    return true;
+                }
+                let spare = spare_rx.try_recv().unwrap_or_default();
+                tables_tx.send(std::mem::replace(tables, spare)).is_ok()
+            };
             for (t, batch) in windows(seg, window) {
                 inputs.resize_with(batch, Vec::new);
                 targets.clear();
@@ -172,21 +189,19 @@ fn run_ahead(
                     targets.extend((0..seg.active(tu)).map(|s| data[s * seg.segment + tu]));
                 }
                 let steps: Vec<&[u8]> = inputs.iter().map(Vec::as_slice).collect();
-                let freqs = backend.forward(0, &steps)?;
-                let mut tables = spare_rx.try_recv().unwrap_or_default();
-                tables.clear();
-                tables.extend_from_slice(freqs);
-                if tables_tx.send(tables).is_err() {
-                    // The coder stopped on an error of its own, which it reports.
-                    return Ok(());
-                }
                 let before = done;
                 done += targets.len() as u64;
-                train(backend, plan, &targets, done)?;
+                let rate = learning_rate_q24(plan, done);
+                let given = backend.forward_window_ahead(&steps, &targets, rate, &mut tables)?;
+                if !hand_on(given, &mut tables) {
+                    return Ok(());
+                }
                 if done / PROGRESS_INTERVAL != before / PROGRESS_INTERVAL {
                     progress(done);
                 }
             }
+            let given = backend.finish_windows(&mut tables)?;
+            hand_on(given, &mut tables);
             Ok(())
         })();
         drop(tables_tx);

@@ -3,10 +3,13 @@
 //!
 //! All model state lives on the GPU. A `forward` call uploads the steps' symbols, runs them
 //! and reads their frequency tables back in one submit, as u16 (`FREQ_BYTES`): the decoder
-//! calls it once per step or half step, the encoder once per window (it knows its symbols in
-//! advance). `train` records the backward pass over the window and the update of every
-//! tensor; those commands ride in the next `forward` submit, so training adds no submit or
-//! read-back of its own. The backward
+//! calls it once per step or half step. `train` records the backward pass over the window and
+//! the update of every tensor; those commands ride in the next `forward` submit, so training
+//! adds no submit or read-back of its own. The encoder knows its symbols in advance and calls
+//! `forward_window_ahead` once per window instead: one submit runs the window and trains on
+//! it, and only then does the host read back the window before, which the GPU has finished
+//! meanwhile or finishes while it runs this one, so the GPU always has work queued while the
+//! host unpacks (the tables alternate between two staging buffers). The backward
 //! pass takes few dispatches, since each costs a hardware GPU a launch and a barrier: the
 //! head's gradients for the whole window in two (they do not depend on the recurrence), then
 //! one per layer and step.
@@ -79,7 +82,11 @@ pub struct GpuBackend {
     symbols_win: wgpu::Buffer,
     targets_win: wgpu::Buffer,
     freqs_win: wgpu::Buffer,
-    staging: wgpu::Buffer,
+    /// Where the tables are copied for the host to read: `forward` uses the first;
+    /// `forward_window_ahead` both in turn, one for the window in flight and one for the next.
+    staging: [wgpu::Buffer; 2],
+    /// The window `forward_window_ahead` submitted last, whose tables are not read back yet.
+    ahead: Option<TablesInFlight>,
     /// Cleared at the start of every backward pass: both buffers of each layer's input
     /// gradients and of the cell-state gradients.
     cleared: Vec<wgpu::Buffer>,
@@ -116,6 +123,16 @@ pub struct GpuBackend {
     host: HostTotals,
     /// Times every dispatch when `NNGPU_GPU_PROFILE` is set (`profile`); reports on drop.
     profiler: Option<Arc<Profiler>>,
+}
+
+/// Tables a submit copies to a staging buffer, for the host to read once it is done.
+struct TablesInFlight {
+    /// Index of the staging buffer (`GpuBackend::staging`).
+    staging: usize,
+    /// Bytes of tables at its start.
+    bytes: usize,
+    /// The submit that writes them: the read-back waits for it and for no later one.
+    submission: wgpu::SubmissionIndex,
 }
 
 /// Largest number of threads one dispatch may cover (65,535 workgroups of 64).
@@ -326,11 +343,13 @@ impl GpuBackend {
         let dlogits_win = zeros("dlogits", 4 * steps * SYMBOLS);
         let dhead_win = zeros("dhead", 4 * steps * lh);
         let by_symbol = zeros("by symbol", 4 * (SYMBOLS + 1 + steps));
-        let staging = device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("staging"),
-            size: (FREQ_BYTES * steps * SYMBOLS) as u64,
-            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
+        let staging = std::array::from_fn(|_| {
+            device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("staging"),
+                size: (FREQ_BYTES * steps * SYMBOLS) as u64,
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            })
         });
 
         let base = {
@@ -569,6 +588,7 @@ impl GpuBackend {
             targets_win,
             freqs_win,
             staging,
+            ahead: None,
             masters,
             active: Vec::new(),
             freqs: Vec::new(),
@@ -606,19 +626,28 @@ impl GpuBackend {
     }
 
     /// Submits `encoder`'s commands, with the copy of their timestamps when profiling.
-    fn submit(&mut self, mut encoder: wgpu::CommandEncoder) -> Result<(), Error> {
+    fn submit(
+        &mut self,
+        mut encoder: wgpu::CommandEncoder,
+    ) -> Result<wgpu::SubmissionIndex, Error> {
         if let Some(profiler) = &self.profiler {
             profiler.resolve(&mut encoder);
         }
-        self.ctx.queue.submit([encoder.finish()]);
+        let submitting = Instant::now();
+        let submission = self.ctx.queue.submit([encoder.finish()]);
+        self.host.submitting += submitting.elapsed();
         self.host.submits += 1;
-        self.ctx.check()
+        self.ctx.check()?;
+        Ok(submission)
     }
 
-    /// Adds the last submit's timestamps to the profile (once it has completed).
-    fn collect_profile(&self) -> Result<(), Error> {
+    /// Adds the timestamps of the oldest submit not yet collected, `submission`, to the
+    /// profile, once it has completed (later submits may still run).
+    fn collect_profile(&self, submission: &wgpu::SubmissionIndex) -> Result<(), Error> {
         match &self.profiler {
-            Some(profiler) => profiler.collect(|buffer, bytes| map_read(&self.ctx, buffer, bytes)),
+            Some(profiler) => {
+                profiler.collect(|buffer, bytes| map_read(&self.ctx, buffer, bytes, submission))
+            }
             None => Ok(()),
         }
     }
@@ -629,20 +658,44 @@ impl GpuBackend {
             .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None })
     }
 
-    /// Unpacks the first `bytes` of the staging buffer, once the GPU is done, into `freqs`:
-    /// only those are mapped, not the whole window's room, and straight from the mapping, so
-    /// no step allocates.
-    fn read_tables(&mut self, bytes: usize) -> Result<(), Error> {
-        let freqs = &mut self.freqs;
-        map_read_with(&self.ctx, &self.staging, bytes as u64, |data| {
-            freqs.clear();
-            freqs.extend(
-                data.chunks_exact(FREQ_BYTES)
-                    .map(|entry| u32::from(u16::from_le_bytes([entry[0], entry[1]]))),
-            );
-        })?;
-        self.host.read_back_bytes += bytes as u64;
-        self.collect_profile()
+    /// Unpacks the tables of `tables` into `into` once their submit is done (later submits may
+    /// still run), and collects that submit's profile: only their bytes are mapped, not the
+    /// whole window's room, and straight from the mapping, so no window allocates.
+    fn read_tables(&mut self, tables: &TablesInFlight, into: &mut Vec<u32>) -> Result<(), Error> {
+        let staging = &self.staging[tables.staging];
+        map_read_with(
+            &self.ctx,
+            staging,
+            tables.bytes as u64,
+            (&tables.submission, &mut self.host.waiting),
+            |data| {
+                into.clear();
+                into.extend(
+                    data.chunks_exact(FREQ_BYTES)
+                        .map(|entry| u32::from(u16::from_le_bytes([entry[0], entry[1]]))),
+                );
+            },
+        )?;
+        self.host.read_back_bytes += tables.bytes as u64;
+        self.collect_profile(&tables.submission)
+    }
+
+    /// Submits the training `train` left pending, if any, on its own (and collects its profile).
+    fn submit_pending(&mut self) -> Result<(), Error> {
+        if let Some(pending) = self.pending.take() {
+            let submission = self.submit(pending)?;
+            self.collect_profile(&submission)?;
+        }
+        Ok(())
+    }
+
+    /// Panics when a window run ahead has not been finished: its tables would be lost, and
+    /// the model is a window ahead of what the caller can see.
+    fn assert_no_window_ahead(&self) {
+        assert!(
+            self.ahead.is_none(),
+            "finish_windows() must follow the last forward_window_ahead()"
+        );
     }
 
     /// The profile so far (`profile::Profiler::report`), when this backend profiles.
@@ -679,10 +732,8 @@ impl GpuBackend {
     /// The Q24 master weights of every tensor, in `Shape::tensors` order (for tests against
     /// the CPU twin).
     pub fn master_weights(&mut self) -> Result<Vec<Vec<i32>>, Error> {
-        if let Some(pending) = self.pending.take() {
-            self.submit(pending)?;
-            self.collect_profile()?;
-        }
+        self.assert_no_window_ahead();
+        self.submit_pending()?;
         let mut out = Vec::new();
         for master in &self.masters {
             let staging = self.ctx.device.create_buffer(&wgpu::BufferDescriptor {
@@ -693,67 +744,22 @@ impl GpuBackend {
             });
             let mut encoder = self.encoder();
             encoder.copy_buffer_to_buffer(master, 0, &staging, 0, master.size());
-            self.ctx.queue.submit([encoder.finish()]);
-            out.push(bytemuck::cast_slice(&map_read(&self.ctx, &staging, master.size())?).to_vec());
+            let submission = self.ctx.queue.submit([encoder.finish()]);
+            let data = map_read(&self.ctx, &staging, master.size(), &submission)?;
+            out.push(bytemuck::cast_slice(&data).to_vec());
         }
         Ok(out)
     }
-}
 
-/// Waits for the GPU and copies the first `bytes` (a multiple of 4) of a `MAP_READ` buffer to
-/// the host.
-fn map_read(ctx: &GpuContext, buffer: &wgpu::Buffer, bytes: u64) -> Result<Vec<u8>, Error> {
-    map_read_with(ctx, buffer, bytes, <[u8]>::to_vec)
-}
-
-/// Waits for the GPU and hands the first `bytes` of a `MAP_READ` buffer to `read` while they
-/// are mapped.
-fn map_read_with<T>(
-    ctx: &GpuContext,
-    buffer: &wgpu::Buffer,
-    bytes: u64,
-    read: impl FnOnce(&[u8]) -> T,
-) -> Result<T, Error> {
-    let slice = buffer.slice(..bytes);
-    let (tx, rx) = std::sync::mpsc::channel();
-    slice.map_async(wgpu::MapMode::Read, move |r| {
-        let _ = tx.send(r);
-    });
-    ctx.device
-        .poll(wgpu::PollType::wait_indefinitely())
-        .map_err(|e| Error::Gpu(e.to_string()))?;
-    rx.recv()
-        .map_err(|e| Error::Gpu(e.to_string()))?
-        .map_err(|e| Error::Gpu(e.to_string()))?;
-    let data = read(
-        &slice
-            .get_mapped_range()
-            .map_err(|e| Error::Gpu(e.to_string()))?,
-    );
-    buffer.unmap();
-    ctx.check()?;
-    Ok(data)
-}
-
-impl Drop for GpuBackend {
-    /// Prints the profile to standard error, when `NNGPU_GPU_PROFILE` asked for one.
-    fn drop(&mut self) {
-        if !profile::requested() {
-            return;
-        }
-        for line in self.profile_report().iter().flat_map(|r| r.lines()) {
-            write_stderr_line(line);
-        }
-    }
-}
-
-impl Backend for GpuBackend {
-    fn describe(&self) -> String {
-        self.ctx.description.clone()
-    }
-
-    fn forward(&mut self, first_stream: usize, steps: &[&[u8]]) -> Result<&[u32], Error> {
-        let started = Instant::now();
+    /// Records `steps` as `Backend::forward` describes them, after any training `train`
+    /// left pending, and the copy of their tables to staging buffer `staging`; returns the
+    /// commands and the tables' bytes there.
+    fn record_forward(
+        &mut self,
+        first_stream: usize,
+        steps: &[&[u8]],
+        staging: usize,
+    ) -> (wgpu::CommandEncoder, usize) {
         // `layer_backward`'s alternating gradient buffers carry a stream's gradients only
         // between steps it is active at (see its shader), so no step may be wider than the one
         // before it.
@@ -819,26 +825,29 @@ impl Backend for GpuBackend {
         encoder.copy_buffer_to_buffer(
             &self.freqs_win,
             (FREQ_BYTES * first_row * SYMBOLS) as u64,
-            &self.staging,
+            &self.staging[staging],
             0,
             bytes as u64,
         );
         self.step_dispatches = self.layers.len() + 1;
         self.step_read_back_bytes = bytes / steps.len().max(1);
-        self.submit(encoder)?;
-        self.read_tables(bytes)?;
         if first_stream == 0 {
             self.active.extend(steps.iter().map(|s| s.len()));
             self.host.steps += steps.len() as u64;
         } else if let Some(so_far) = self.active.last_mut() {
             *so_far += symbols;
         }
-        self.host.in_backend += started.elapsed();
-        Ok(&self.freqs)
+        (encoder, bytes)
     }
 
-    fn train(&mut self, targets: &[u8], learning_rate_q24: u32) -> Result<(), Error> {
-        let started = Instant::now();
+    /// Records into `encoder` the training `Backend::train` describes, over the steps recorded
+    /// since the last training.
+    fn record_train(
+        &mut self,
+        encoder: &mut wgpu::CommandEncoder,
+        targets: &[u8],
+        learning_rate_q24: u32,
+    ) {
         let recorded: usize = self.active.iter().sum();
         // The symbols' buffer is free until the next `forward` fills it again.
         let symbols = &mut self.symbols;
@@ -847,7 +856,6 @@ impl Backend for GpuBackend {
         self.ctx
             .queue
             .write_buffer(&self.targets_win, 0, bytemuck::cast_slice(symbols));
-        let mut encoder = self.encoder();
         for b in &self.cleared {
             encoder.clear_buffer(b, 0, None);
         }
@@ -909,9 +917,159 @@ impl Backend for GpuBackend {
                 .record_grid(&mut pass, at, tiles(SYMBOLS, self.shape.head_inputs()));
             self.head_bias_update.record(&mut pass, at, SYMBOLS);
         }
-        self.pending = Some(encoder);
         self.active.clear();
+    }
+}
+
+/// Waits until the GPU has run `submission` (later submits may still run).
+fn wait_for(ctx: &GpuContext, submission: &wgpu::SubmissionIndex) -> Result<(), Error> {
+    ctx.device
+        .poll(wgpu::PollType::Wait {
+            submission_index: Some(submission.clone()),
+            timeout: None,
+        })
+        .map_err(|e| Error::Gpu(e.to_string()))?;
+    Ok(())
+}
+
+/// Waits for `submission` (`wait_for`), the last submit that writes `buffer`, and copies the
+/// first `bytes` (a multiple of 4) of that `MAP_READ` buffer to the host.
+fn map_read(
+    ctx: &GpuContext,
+    buffer: &wgpu::Buffer,
+    bytes: u64,
+    submission: &wgpu::SubmissionIndex,
+) -> Result<Vec<u8>, Error> {
+    let mut waited = std::time::Duration::ZERO;
+    map_read_with(
+        ctx,
+        buffer,
+        bytes,
+        (submission, &mut waited),
+        <[u8]>::to_vec,
+    )
+}
+
+/// Waits for `submission` (`wait_for`), the last submit that writes `buffer`, adding the time
+/// waited to `waited`, and hands the first `bytes` of that `MAP_READ` buffer to `read` while
+/// they are mapped.
+fn map_read_with<T>(
+    ctx: &GpuContext,
+    buffer: &wgpu::Buffer,
+    bytes: u64,
+    (submission, waited): (&wgpu::SubmissionIndex, &mut std::time::Duration),
+    read: impl FnOnce(&[u8]) -> T,
+) -> Result<T, Error> {
+    let slice = buffer.slice(..bytes);
+    let (tx, rx) = std::sync::mpsc::channel();
+    slice.map_async(wgpu::MapMode::Read, move |r| {
+        let _ = tx.send(r);
+    });
+    let waiting = Instant::now();
+    wait_for(ctx, submission)?;
+    *waited += waiting.elapsed();
+    rx.recv()
+        .map_err(|e| Error::Gpu(e.to_string()))?
+        .map_err(|e| Error::Gpu(e.to_string()))?;
+    let data = read(
+        &slice
+            .get_mapped_range()
+            .map_err(|e| Error::Gpu(e.to_string()))?,
+    );
+    buffer.unmap();
+    ctx.check()?;
+    Ok(data)
+}
+
+impl Drop for GpuBackend {
+    /// Prints the profile to standard error, when `NNGPU_GPU_PROFILE` asked for one.
+    fn drop(&mut self) {
+        if !profile::requested() {
+            return;
+        }
+        for line in self.profile_report().iter().flat_map(|r| r.lines()) {
+            write_stderr_line(line);
+        }
+    }
+}
+
+impl Backend for GpuBackend {
+    fn describe(&self) -> String {
+        self.ctx.description.clone()
+    }
+
+    fn forward(&mut self, first_stream: usize, steps: &[&[u8]]) -> Result<&[u32], Error> {
+        let started = Instant::now();
+        self.assert_no_window_ahead();
+        let (encoder, bytes) = self.record_forward(first_stream, steps, 0);
+        let submission = self.submit(encoder)?;
+        let tables = TablesInFlight {
+            staging: 0,
+            bytes,
+            submission,
+        };
+        // Taken out for the read, which borrows the backend, and put back without allocating.
+        let mut freqs = std::mem::take(&mut self.freqs);
+        let read = self.read_tables(&tables, &mut freqs);
+        self.freqs = freqs;
+        read?;
+        self.host.in_backend += started.elapsed();
+        Ok(&self.freqs)
+    }
+
+    fn train(&mut self, targets: &[u8], learning_rate_q24: u32) -> Result<(), Error> {
+        let started = Instant::now();
+        self.assert_no_window_ahead();
+        let mut encoder = self.encoder();
+        self.record_train(&mut encoder, targets, learning_rate_q24);
+        self.pending = Some(encoder);
         self.host.in_backend += started.elapsed();
         Ok(())
+    }
+
+    /// One submit runs the window, copies its tables to the staging buffer the window in
+    /// flight does not use, and trains on it; only then are the tables of the window before
+    /// read back, so the GPU has this window queued while the host waits for and unpacks them.
+    fn forward_window_ahead(
+        &mut self,
+        steps: &[&[u8]],
+        targets: &[u8],
+        learning_rate_q24: u32,
+        tables: &mut Vec<u32>,
+    ) -> Result<bool, Error> {
+        let started = Instant::now();
+        assert!(
+            self.active.is_empty(),
+            "a window run ahead starts where the last one was trained"
+        );
+        // A training `train` left pending reads the targets and the update's uniforms from the
+        // buffers this window's training is about to overwrite through the queue, whose writes
+        // land before the next submit's commands: it must run first.
+        self.submit_pending()?;
+        let staging = self.ahead.as_ref().map_or(0, |before| 1 - before.staging);
+        let (mut encoder, bytes) = self.record_forward(0, steps, staging);
+        self.record_train(&mut encoder, targets, learning_rate_q24);
+        let submission = self.submit(encoder)?;
+        let this = TablesInFlight {
+            staging,
+            bytes,
+            submission,
+        };
+        let before = self.ahead.replace(this);
+        if let Some(before) = &before {
+            self.read_tables(before, tables)?;
+        }
+        self.host.in_backend += started.elapsed();
+        Ok(before.is_some())
+    }
+
+    fn finish_windows(&mut self, tables: &mut Vec<u32>) -> Result<bool, Error> {
+        let started = Instant::now();
+        let Some(last) = self.ahead.take() else {
+            return Ok(false);
+        };
+        self.read_tables(&last, tables)?;
+        self.host.in_backend += started.elapsed();
+        Ok(true)
     }
 }

@@ -5,7 +5,7 @@
 //! without the variable) nothing is timed and nothing is added to any submit. It never changes
 //! a computed value: the queries only record when each dispatch starts and ends.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -42,11 +42,20 @@ struct KernelTime {
     gpu_ns: f64,
 }
 
+/// Submits whose timestamps may wait to be collected at once: the encoder's window in flight
+/// (`GpuBackend::forward_window_ahead`) and the one submitted after it.
+const IN_FLIGHT: usize = 2;
+
 /// What has been recorded and measured so far.
 #[derive(Default)]
 struct Log {
     /// The kernel of each timed dispatch in the commands not yet resolved, in query order.
     unresolved: Vec<&'static str>,
+    /// Each submit resolved but not yet collected, oldest first: the read-back buffer its
+    /// timestamps go to and the kernels they time.
+    in_flight: VecDeque<(usize, Vec<&'static str>)>,
+    /// Submits resolved so far, which picks each one's read-back buffer in turn.
+    resolves: usize,
     kernels: BTreeMap<&'static str, KernelTime>,
 }
 
@@ -54,7 +63,8 @@ struct Log {
 pub struct Profiler {
     queries: wgpu::QuerySet,
     resolved: wgpu::Buffer,
-    readback: wgpu::Buffer,
+    /// One read-back buffer per submit that may be in flight, used in turn.
+    readback: [wgpu::Buffer; IN_FLIGHT],
     /// Nanoseconds per timestamp tick.
     period_ns: f64,
     log: Mutex<Log>,
@@ -69,8 +79,13 @@ pub struct HostTotals {
     pub submits: u64,
     /// Bytes read back from the GPU.
     pub read_back_bytes: u64,
-    /// Time the caller spent inside `forward` and `train`, waits for the GPU included.
+    /// Time the caller spent inside the backend's calls, waits for the GPU included.
     pub in_backend: Duration,
+    /// Part of `in_backend` spent inside wgpu's submit (a driver may wait there for the GPU:
+    /// lavapipe's waits until the previous submit has run).
+    pub submitting: Duration,
+    /// Part of `in_backend` spent waiting for a submit to complete before reading its tables.
+    pub waiting: Duration,
 }
 
 impl Profiler {
@@ -95,11 +110,13 @@ impl Profiler {
                 usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
                 mapped_at_creation: false,
             }),
-            readback: device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some("profile read-back"),
-                size: bytes,
-                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-                mapped_at_creation: false,
+            readback: std::array::from_fn(|_| {
+                device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some("profile read-back"),
+                    size: bytes,
+                    usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                    mapped_at_creation: false,
+                })
             }),
             period_ns: f64::from(queue.get_timestamp_period()),
             log: Mutex::new(Log::default()),
@@ -135,33 +152,47 @@ impl Profiler {
         pass.write_timestamp(&self.queries, 2 * slot + 1);
     }
 
-    /// Adds to `encoder`, after its passes, the copy of this submit's timestamps to the
-    /// read-back buffer.
+    /// Adds to `encoder`, after its passes, the copy of this submit's timestamps to a
+    /// read-back buffer of its own. Every submit that goes through here must be followed by one
+    /// `collect`, in submit order, before the submit after next (a panic otherwise): the query
+    /// slots are reused by every submit, the read-back buffers by every other one.
     pub fn resolve(&self, encoder: &mut wgpu::CommandEncoder) {
-        let written = 2 * self.log().unresolved.len() as u32;
+        let mut log = self.log();
+        assert!(
+            log.in_flight.len() < IN_FLIGHT,
+            "a submit's timestamps were not collected"
+        );
+        let target = log.resolves % IN_FLIGHT;
+        log.resolves += 1;
+        let timed = std::mem::take(&mut log.unresolved);
+        let written = 2 * timed.len() as u32;
+        log.in_flight.push_back((target, timed));
         if written == 0 {
             return;
         }
         encoder.resolve_query_set(&self.queries, 0..written, &self.resolved, 0);
         let bytes = u64::from(written) * wgpu::QUERY_SIZE as u64;
-        encoder.copy_buffer_to_buffer(&self.resolved, 0, &self.readback, 0, bytes);
+        encoder.copy_buffer_to_buffer(&self.resolved, 0, &self.readback[target], 0, bytes);
     }
 
-    /// Reads the timestamps of the submit `resolve` prepared (after it was submitted), through
-    /// `map_read(buffer, bytes)`, and adds each dispatch's time to its kernel.
+    /// Reads the timestamps of the oldest submit `resolve` prepared and not yet collected
+    /// (after it was submitted), through `map_read(buffer, bytes)`, and adds each dispatch's
+    /// time to its kernel.
     pub fn collect(
         &self,
         map_read: impl FnOnce(&wgpu::Buffer, u64) -> Result<Vec<u8>, Error>,
     ) -> Result<(), Error> {
-        let written = 2 * self.log().unresolved.len() as u64;
-        if written == 0 {
+        let Some((target, timed)) = self.log().in_flight.pop_front() else {
+            return Ok(());
+        };
+        if timed.is_empty() {
             return Ok(());
         }
-        let data = map_read(&self.readback, written * wgpu::QUERY_SIZE as u64)?;
+        let written = 2 * timed.len() as u64;
+        let data = map_read(&self.readback[target], written * wgpu::QUERY_SIZE as u64)?;
         let ticks: &[u64] = bytemuck::cast_slice(&data);
         let mut log = self.log();
-        let unresolved = std::mem::take(&mut log.unresolved);
-        for (kernel, pair) in unresolved.iter().zip(ticks.chunks_exact(2)) {
+        for (kernel, pair) in timed.iter().zip(ticks.chunks_exact(2)) {
             let ns = pair[1].saturating_sub(pair[0]) as f64 * self.period_ns;
             if let Some(t) = log.kernels.get_mut(kernel) {
                 t.gpu_ns += ns;
@@ -185,12 +216,16 @@ impl Profiler {
         let in_backend_ns = host.in_backend.as_nanos() as f64;
         let mut out = format!(
             "GPU profile, {adapter}: {} steps in {} submits; inside the backend {:.1} µs/step, \
-             of which GPU (dispatches timed) {:.1} µs/step and host {:.1} µs/step; \
+             of which submitting {:.1} µs/step and waiting for tables {:.1} µs/step; \
+             GPU (dispatches timed) {:.1} µs/step and the backend's time besides it \
+             {:.1} µs/step; \
              {} forward dispatches/step, {} backward dispatches/window, \
              {:.0} read-back bytes/step{}\n",
             host.steps,
             host.submits,
             in_backend_ns / steps / 1e3,
+            host.submitting.as_nanos() as f64 / steps / 1e3,
+            host.waiting.as_nanos() as f64 / steps / 1e3,
             gpu_ns / steps / 1e3,
             (in_backend_ns - gpu_ns).max(0.0) / steps / 1e3,
             forward_per_step,

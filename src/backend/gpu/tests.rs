@@ -937,19 +937,12 @@ enum Calls {
     Halves,
 }
 
-/// Steps and trains both backends on the same seeded symbols and compares every frequency
-/// table and, at the end, every weight. The CPU twin runs one whole step at a time; the GPU
-/// as `calls` says.
-fn models_agree(params: ModelParams, steps: usize, seed: u64, calls: Calls) {
-    let Some(_) = context() else { return };
-    let mut gpu = GpuBackend::open(None, &params).expect("GPU backend opens");
-    let mut cpu = CpuBackend::new(&params);
+/// The input symbols and the targets of `steps` seeded steps of `streams` streams: streams
+/// drop out near the end, as the last segments of an input do (first one, leaving the second
+/// half shorter, then the whole second half); mostly a repeating pattern, so the model has
+/// something to learn.
+fn seeded_steps(streams: usize, steps: usize, seed: u64) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
     let mut rng = Rng(seed);
-    let streams = params.streams as usize;
-    let window = params.window as usize;
-    // The input symbols of every step: streams drop out near the end, as the last segments
-    // of an input do (first one, leaving the second half shorter, then the whole second
-    // half); mostly a repeating pattern, so the model has something to learn.
     let mut inputs: Vec<Vec<u8>> = vec![vec![0u8; streams]];
     let mut targets: Vec<Vec<u8>> = Vec::new();
     for t in 0..steps {
@@ -971,6 +964,20 @@ fn models_agree(params: ModelParams, steps: usize, seed: u64, calls: Calls) {
         targets.push(next.clone());
         inputs.push(next);
     }
+    inputs.truncate(steps);
+    (inputs, targets)
+}
+
+/// Steps and trains both backends on the same seeded symbols and compares every frequency
+/// table and, at the end, every weight. The CPU twin runs one whole step at a time; the GPU
+/// as `calls` says.
+fn models_agree(params: ModelParams, steps: usize, seed: u64, calls: Calls) {
+    let Some(_) = context() else { return };
+    let mut gpu = GpuBackend::open(None, &params).expect("GPU backend opens");
+    let mut cpu = CpuBackend::new(&params);
+    let streams = params.streams as usize;
+    let window = params.window as usize;
+    let (inputs, targets) = seeded_steps(streams, steps, seed);
     for start in (0..steps).step_by(window) {
         let end = (start + window).min(steps);
         let mut want = Vec::new();
@@ -1058,6 +1065,97 @@ fn three_layers_and_several_streams_agree_with_the_twin() {
     }
 }
 
+/// Runs seeded windows on the GPU through `forward_window_ahead`, except window `plain`,
+/// which runs through `forward` and `train` (so the runs ahead end with `finish_windows`, and
+/// start again after a `train` left pending), and on the CPU twin through `forward` and
+/// `train`; every window trains, the last short one too, each at a rate of its own. Checks
+/// that each window's tables come back once, one call late, identical to the twin's, and that
+/// the weights end identical.
+fn windows_ahead_agree(params: ModelParams, steps: usize, seed: u64, plain: usize) {
+    let Some(_) = context() else { return };
+    let mut gpu = GpuBackend::open(None, &params).expect("GPU backend opens");
+    let mut cpu = CpuBackend::new(&params);
+    let window = params.window as usize;
+    let (inputs, targets) = seeded_steps(params.streams as usize, steps, seed);
+    let (mut want, mut got) = (Vec::new(), Vec::new());
+    let mut tables = Vec::new();
+    let mut ahead = false;
+    for (w, start) in (0..steps).step_by(window).enumerate() {
+        let end = (start + window).min(steps);
+        let batch: Vec<&[u8]> = inputs[start..end].iter().map(Vec::as_slice).collect();
+        let targets = targets[start..end].concat();
+        // A window trained at another window's rate would show in the weights.
+        let rate = params.learning_rate_q24 + 1000 * w as u32;
+        want.push(cpu.forward(0, &batch).unwrap().to_vec());
+        cpu.train(&targets, rate).unwrap();
+        if w == plain {
+            assert_eq!(gpu.finish_windows(&mut tables).unwrap(), ahead);
+            if ahead {
+                got.push(tables.clone());
+            }
+            got.push(gpu.forward(0, &batch).unwrap().to_vec());
+            gpu.train(&targets, rate).unwrap();
+            ahead = false;
+        } else {
+            let given = gpu
+                .forward_window_ahead(&batch, &targets, rate, &mut tables)
+                .unwrap();
+            assert_eq!(given, ahead, "window {w}: tables come one call late");
+            if given {
+                got.push(tables.clone());
+            }
+            ahead = true;
+        }
+    }
+    assert_eq!(gpu.finish_windows(&mut tables).unwrap(), ahead);
+    if ahead {
+        got.push(tables.clone());
+    }
+    assert!(!gpu.finish_windows(&mut tables).unwrap());
+    assert_eq!(got.len(), want.len());
+    for (w, (got, want)) in got.iter().zip(&want).enumerate() {
+        assert!(got == want, "frequency tables differ in window {w}");
+    }
+    let want: Vec<Vec<i32>> = cpu
+        .master_weights()
+        .into_iter()
+        .map(|w| w.to_vec())
+        .collect();
+    assert_eq!(gpu.master_weights().unwrap(), want);
+}
+
+#[test]
+fn windows_run_ahead_agree_with_the_twin_forwarding_and_training() {
+    // 23 steps in windows of 4: the streams shrink inside the fifth window and again at the
+    // start of the sixth, which is short (3 steps).
+    let params = ModelParams {
+        layers: 2,
+        cells: 8,
+        streams: 6,
+        window: 4,
+        learning_rate_q24: 200_000,
+        beta2_shift: 6,
+        seed: 9,
+        mix_log2: 16,
+        block_log2: 16,
+    };
+    for plain in [2, 5, usize::MAX] {
+        windows_ahead_agree(params, 23, 6, plain);
+    }
+    let partial_tiles = ModelParams {
+        layers: 2,
+        cells: 48,
+        streams: 11,
+        window: 5,
+        learning_rate_q24: 150_000,
+        beta2_shift: 8,
+        seed: 3,
+        mix_log2: 16,
+        block_log2: 16,
+    };
+    windows_ahead_agree(partial_tiles, 17, 8, 0);
+}
+
 /// A profiled backend times every dispatch by kernel, and profiling changes no table.
 #[test]
 fn the_profile_counts_every_dispatch_and_changes_nothing() {
@@ -1106,6 +1204,62 @@ fn the_profile_counts_every_dispatch_and_changes_nothing() {
     assert_eq!(dispatches("head_softmax"), 9, "{report}");
     assert_eq!(dispatches("matrix_update"), 4, "{report}");
     assert!(report.contains("9 steps"), "{report}");
+}
+
+/// Profiling windows run ahead, with two submits in flight at a time, times every dispatch of
+/// each submit once and changes no table.
+#[test]
+fn the_profile_of_windows_run_ahead_times_every_submit_and_changes_nothing() {
+    let Some(_) = context() else { return };
+    let adapters = usable_adapters(None);
+    let params = ModelParams {
+        layers: 1,
+        cells: 16,
+        streams: 3,
+        window: 4,
+        learning_rate_q24: 67_108,
+        beta2_shift: 13,
+        seed: 7,
+        mix_log2: 16,
+        block_log2: 16,
+    };
+    let ctx = GpuContext::open(&adapters[0], true).expect("device opens");
+    if profile::features(ctx.device.features()).is_empty() {
+        say_skipping("the adapter has no timestamp queries inside passes");
+        return;
+    }
+    let mut profiled = GpuBackend::new(ctx, &params).expect("GPU backend opens");
+    let mut plain = GpuBackend::open(None, &params).expect("GPU backend opens");
+    let window: [&[u8]; 4] = [&[1, 2, 3], &[4, 5, 6], &[7, 8, 9], &[10, 11, 12]];
+    let targets: Vec<u8> = window.iter().copied().flatten().copied().collect();
+    let (mut want, mut got) = (Vec::new(), Vec::new());
+    let mut tables = Vec::new();
+    for _ in 0..3 {
+        want.push(plain.forward(0, &window).unwrap().to_vec());
+        plain.train(&targets, 1 << 12).unwrap();
+        if profiled
+            .forward_window_ahead(&window, &targets, 1 << 12, &mut tables)
+            .unwrap()
+        {
+            got.push(tables.clone());
+        }
+    }
+    assert!(profiled.finish_windows(&mut tables).unwrap());
+    got.push(tables.clone());
+    assert!(got == want, "profiling changed a table");
+    let report = profiled.profile_report().expect("a profile");
+    let column = |kernel: &str, n: usize| -> f64 {
+        let line = report
+            .lines()
+            .find(|l| l.trim_start().starts_with(&format!("{kernel} ")))
+            .unwrap_or_else(|| panic!("no {kernel} line in\n{report}"));
+        line.split_whitespace().nth(n).unwrap().parse().unwrap()
+    };
+    assert_eq!(column("layer_forward", 1), 12.0, "{report}");
+    assert_eq!(column("head_softmax", 1), 12.0, "{report}");
+    assert_eq!(column("matrix_update", 1), 6.0, "{report}");
+    assert!(column("layer_forward", 3) > 0.0, "no GPU time: {report}");
+    assert!(report.contains("12 steps in 3 submits"), "{report}");
 }
 
 #[test]
