@@ -1156,10 +1156,10 @@ fn windows_run_ahead_agree_with_the_twin_forwarding_and_training() {
     windows_ahead_agree(partial_tiles, 17, 8, 0);
 }
 
-/// A profiled backend times every dispatch by kernel, and profiling changes no table.
-#[test]
-fn the_profile_counts_every_dispatch_and_changes_nothing() {
-    let Some(_) = context() else { return };
+/// A profiled GPU backend and a plain one of the same small model (3 streams, window 4), or
+/// `None` (the test skips) without an adapter with timestamp queries inside passes.
+fn profiled_and_plain() -> Option<(GpuBackend, GpuBackend)> {
+    context()?;
     let adapters = usable_adapters(None);
     let params = ModelParams {
         layers: 1,
@@ -1175,10 +1175,28 @@ fn the_profile_counts_every_dispatch_and_changes_nothing() {
     let ctx = GpuContext::open(&adapters[0], true).expect("device opens");
     if profile::features(ctx.device.features()).is_empty() {
         say_skipping("the adapter has no timestamp queries inside passes");
-        return;
+        return None;
     }
-    let mut profiled = GpuBackend::new(ctx, &params).expect("GPU backend opens");
-    let mut plain = GpuBackend::open(None, &params).expect("GPU backend opens");
+    let profiled = GpuBackend::new(ctx, &params).expect("GPU backend opens");
+    let plain = GpuBackend::open(None, &params).expect("GPU backend opens");
+    Some((profiled, plain))
+}
+
+/// Column `n` (0: the name) of `kernel`'s row in a profile `report`.
+fn profile_column(report: &str, kernel: &str, n: usize) -> f64 {
+    let line = report
+        .lines()
+        .find(|l| l.trim_start().starts_with(&format!("{kernel} ")))
+        .unwrap_or_else(|| panic!("no {kernel} line in\n{report}"));
+    line.split_whitespace().nth(n).unwrap().parse().unwrap()
+}
+
+/// A profiled backend times every dispatch by kernel, and profiling changes no table.
+#[test]
+fn the_profile_counts_every_dispatch_and_changes_nothing() {
+    let Some((mut profiled, mut plain)) = profiled_and_plain() else {
+        return;
+    };
     assert!(plain.profile_report().is_none());
     let steps = [[1u8, 2, 3], [4, 5, 6], [7, 8, 9], [10, 11, 12]];
     for _ in 0..2 {
@@ -1193,16 +1211,10 @@ fn the_profile_counts_every_dispatch_and_changes_nothing() {
     // The second window's forward steps carry the first window's training.
     profiled.forward(0, &[&steps[0]]).unwrap();
     let report = profiled.profile_report().expect("a profile");
-    let dispatches = |kernel: &str| -> u64 {
-        let line = report
-            .lines()
-            .find(|l| l.trim_start().starts_with(&format!("{kernel} ")))
-            .unwrap_or_else(|| panic!("no {kernel} line in\n{report}"));
-        line.split_whitespace().nth(1).unwrap().parse().unwrap()
-    };
-    assert_eq!(dispatches("layer_forward"), 9, "{report}");
-    assert_eq!(dispatches("head_softmax"), 9, "{report}");
-    assert_eq!(dispatches("matrix_update"), 4, "{report}");
+    let dispatches = |kernel: &str| profile_column(&report, kernel, 1);
+    assert_eq!(dispatches("layer_forward"), 9.0, "{report}");
+    assert_eq!(dispatches("head_softmax"), 9.0, "{report}");
+    assert_eq!(dispatches("matrix_update"), 4.0, "{report}");
     assert!(report.contains("9 steps"), "{report}");
 }
 
@@ -1210,26 +1222,9 @@ fn the_profile_counts_every_dispatch_and_changes_nothing() {
 /// each submit once and changes no table.
 #[test]
 fn the_profile_of_windows_run_ahead_times_every_submit_and_changes_nothing() {
-    let Some(_) = context() else { return };
-    let adapters = usable_adapters(None);
-    let params = ModelParams {
-        layers: 1,
-        cells: 16,
-        streams: 3,
-        window: 4,
-        learning_rate_q24: 67_108,
-        beta2_shift: 13,
-        seed: 7,
-        mix_log2: 16,
-        block_log2: 16,
-    };
-    let ctx = GpuContext::open(&adapters[0], true).expect("device opens");
-    if profile::features(ctx.device.features()).is_empty() {
-        say_skipping("the adapter has no timestamp queries inside passes");
+    let Some((mut profiled, mut plain)) = profiled_and_plain() else {
         return;
-    }
-    let mut profiled = GpuBackend::new(ctx, &params).expect("GPU backend opens");
-    let mut plain = GpuBackend::open(None, &params).expect("GPU backend opens");
+    };
     let window: [&[u8]; 4] = [&[1, 2, 3], &[4, 5, 6], &[7, 8, 9], &[10, 11, 12]];
     let targets: Vec<u8> = window.iter().copied().flatten().copied().collect();
     let (mut want, mut got) = (Vec::new(), Vec::new());
@@ -1248,13 +1243,7 @@ fn the_profile_of_windows_run_ahead_times_every_submit_and_changes_nothing() {
     got.push(tables.clone());
     assert!(got == want, "profiling changed a table");
     let report = profiled.profile_report().expect("a profile");
-    let column = |kernel: &str, n: usize| -> f64 {
-        let line = report
-            .lines()
-            .find(|l| l.trim_start().starts_with(&format!("{kernel} ")))
-            .unwrap_or_else(|| panic!("no {kernel} line in\n{report}"));
-        line.split_whitespace().nth(n).unwrap().parse().unwrap()
-    };
+    let column = |kernel: &str, n: usize| profile_column(&report, kernel, n);
     assert_eq!(column("layer_forward", 1), 12.0, "{report}");
     assert_eq!(column("head_softmax", 1), 12.0, "{report}");
     assert_eq!(column("matrix_update", 1), 6.0, "{report}");
