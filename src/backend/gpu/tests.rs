@@ -1023,6 +1023,11 @@ fn models_agree(params: ModelParams, steps: usize, seed: u64, calls: Calls) {
             );
         }
     }
+    assert_same_weights(&mut gpu, &cpu);
+}
+
+/// Checks that the GPU's master weights equal the twin's, tensor by tensor.
+fn assert_same_weights(gpu: &mut GpuBackend, cpu: &CpuBackend) {
     let want: Vec<Vec<i32>> = cpu
         .master_weights()
         .into_iter()
@@ -1116,12 +1121,7 @@ fn windows_ahead_agree(params: ModelParams, steps: usize, seed: u64, plain: usiz
     for (w, (got, want)) in got.iter().zip(&want).enumerate() {
         assert!(got == want, "frequency tables differ in window {w}");
     }
-    let want: Vec<Vec<i32>> = cpu
-        .master_weights()
-        .into_iter()
-        .map(|w| w.to_vec())
-        .collect();
-    assert_eq!(gpu.master_weights().unwrap(), want);
+    assert_same_weights(&mut gpu, &cpu);
 }
 
 #[test]
@@ -1142,18 +1142,7 @@ fn windows_run_ahead_agree_with_the_twin_forwarding_and_training() {
     for plain in [2, 5, usize::MAX] {
         windows_ahead_agree(params, 23, 6, plain);
     }
-    let partial_tiles = ModelParams {
-        layers: 2,
-        cells: 48,
-        streams: 11,
-        window: 5,
-        learning_rate_q24: 150_000,
-        beta2_shift: 8,
-        seed: 3,
-        mix_log2: 16,
-        block_log2: 16,
-    };
-    windows_ahead_agree(partial_tiles, 17, 8, 0);
+    windows_ahead_agree(PARTIAL_TILES, 17, 8, 0);
 }
 
 /// A profiled GPU backend and a plain one of the same small model (3 streams, window 4), or
@@ -1251,19 +1240,21 @@ fn the_profile_of_windows_run_ahead_times_every_submit_and_changes_nothing() {
     assert!(report.contains("12 steps in 3 submits"), "{report}");
 }
 
+/// Layers of several column blocks, and 11 streams: tiles of streams left partly empty.
+const PARTIAL_TILES: ModelParams = ModelParams {
+    layers: 2,
+    cells: 48,
+    streams: 11,
+    window: 5,
+    learning_rate_q24: 150_000,
+    beta2_shift: 8,
+    seed: 3,
+    mix_log2: 16,
+    block_log2: 16,
+};
+
 #[test]
 fn layers_of_several_column_blocks_and_partial_tiles_agree_with_the_twin() {
-    let params = ModelParams {
-        layers: 2,
-        cells: 48,
-        streams: 11,
-        window: 5,
-        learning_rate_q24: 150_000,
-        beta2_shift: 8,
-        seed: 3,
-        mix_log2: 16,
-        block_log2: 16,
-    };
-    models_agree(params, 17, 8, Calls::Windows);
-    models_agree(params, 17, 8, Calls::Halves);
+    models_agree(PARTIAL_TILES, 17, 8, Calls::Windows);
+    models_agree(PARTIAL_TILES, 17, 8, Calls::Halves);
 }
