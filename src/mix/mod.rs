@@ -135,7 +135,6 @@ impl MixingStage {
     /// A fresh stage for `streams` streams (at least 1) with tables of `2^mix_log2` bytes
     /// (`state_bytes` gives what it holds).
     pub fn new(mix_log2: u8, streams: u32) -> MixingStage {
-        logistic::init();
         let split = Split::of(mix_log2, streams);
         let contexts = ContextModels::new(split.context_table);
         let streams = (0..split.streams)
