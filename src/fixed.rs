@@ -101,47 +101,69 @@ pub fn tables() -> &'static Tables {
 /// Q62 fixed point for table generation.
 const GEN_FRAC: u32 = 62;
 
-/// e^-(j/64) in Q62 for j in 0..=count, by integer Taylor series and repeated multiplication.
-fn exp_neg_steps_q62(count: usize) -> Vec<u128> {
+/// Samples of e^-(j/64) the tables are built from: tanh's e^-2x and exp reach
+/// j = `TABLE_INTERVALS`, the most any table needs.
+const EXP_STEPS: usize = TABLE_INTERVALS + 1;
+
+/// e^-(j/64) in Q62 for j in `0..EXP_STEPS`, by integer Taylor series and repeated
+/// multiplication (a `const fn`, so the sigmoid table can be built at compile time).
+const fn exp_neg_steps_q62() -> [u128; EXP_STEPS] {
     let one: u128 = 1 << GEN_FRAC;
     // e^-(1/64) = Σ (-1/64)^k / k!
     let mut term = one as i128;
     let mut sum = term;
-    for k in 1..30i128 {
+    let mut k = 1;
+    while k < 30i128 {
         term = -term / (64 * k);
         sum += term;
+        k += 1;
     }
     let step = sum as u128;
-    let mut out = Vec::with_capacity(count + 1);
+    let mut out = [0; EXP_STEPS];
     let mut value = one;
-    for _ in 0..=count {
-        out.push(value);
+    let mut j = 0;
+    while j < EXP_STEPS {
+        out[j] = value;
         value = (value * step + (one >> 1)) >> GEN_FRAC;
+        j += 1;
     }
     out
 }
 
 /// Rounded `num / den` scaled by 2^bits, for non-negative operands.
-fn ratio_rounded(num: u128, den: u128, bits: u32) -> i32 {
+const fn ratio_rounded(num: u128, den: u128, bits: u32) -> i32 {
     (((num << bits) * 2 + den) / (2 * den)) as i32
 }
 
+/// sigmoid(x) in Q12 at x = -8 + j/64, built at compile time: `sigmoid` reads it without any
+/// first-use check, and the mixing stage's squash table is built from it at compile time too.
+static SIGMOID: [i32; TABLE_INTERVALS + 1] = {
+    let half = TABLE_INTERVALS / 2;
+    let e = exp_neg_steps_q62();
+    let one: u128 = 1 << GEN_FRAC;
+    let mut t = [0; TABLE_INTERVALS + 1];
+    let mut j = 0;
+    while j <= TABLE_INTERVALS {
+        // x = (j - half) / 64; sigmoid(x) = 1 / (1 + e^-x).
+        let s = ratio_rounded(one, one + e[j.abs_diff(half)], ACT_FRAC);
+        t[j] = if j >= half { s } else { ONE - s };
+        j += 1;
+    }
+    t
+};
+
 fn build_tables() -> Tables {
     let half = TABLE_INTERVALS / 2;
-    let e = exp_neg_steps_q62(2 * TABLE_INTERVALS);
+    let e = exp_neg_steps_q62();
     let one: u128 = 1 << GEN_FRAC;
-    let mut sigmoid = Vec::with_capacity(TABLE_INTERVALS + 1);
-    let mut tanh = Vec::with_capacity(TABLE_INTERVALS + 1);
-    for j in 0..=TABLE_INTERVALS {
-        // x = (j - half) / 64; sigmoid(x) = 1 / (1 + e^-x), tanh(x) = (1 - e^-2x) / (1 + e^-2x).
-        let dist = j.abs_diff(half);
-        let (s_num, s_den) = (one, one + e[dist]);
-        let s = ratio_rounded(s_num, s_den, ACT_FRAC);
-        sigmoid.push(if j >= half { s } else { ONE - s });
-        let e2 = e[2 * dist];
-        let t = ratio_rounded(one - e2, one + e2, ACT_FRAC);
-        tanh.push(if j >= half { t } else { -t });
-    }
+    let tanh = (0..=TABLE_INTERVALS)
+        .map(|j| {
+            // x = (j - half) / 64; tanh(x) = (1 - e^-2x) / (1 + e^-2x).
+            let e2 = e[2 * j.abs_diff(half)];
+            let t = ratio_rounded(one - e2, one + e2, ACT_FRAC);
+            if j >= half { t } else { -t }
+        })
+        .collect();
     let exp_neg = (0..=TABLE_INTERVALS)
         .map(|j| ((e[j] + (1 << (GEN_FRAC - EXP_FRAC - 1))) >> (GEN_FRAC - EXP_FRAC)) as i32)
         .collect();
@@ -149,7 +171,7 @@ fn build_tables() -> Tables {
         .map(|m| ((1u64 << (2 * RSQRT_FRAC)) / m.max(1)).isqrt() as i32)
         .collect();
     Tables {
-        sigmoid,
+        sigmoid: SIGMOID.to_vec(),
         tanh,
         exp_neg,
         rsqrt,
@@ -159,7 +181,7 @@ fn build_tables() -> Tables {
 /// Linear interpolation in a table sampled every 1/64 of a Q12 input:
 /// `t[i] + ((t[i+1] - t[i]) * frac + 32) >> 6` with `i = x >> 6`, `frac = x & 63`.
 #[inline(always)]
-fn interpolate(table: &[i32], x: i32) -> i32 {
+const fn interpolate(table: &[i32], x: i32) -> i32 {
     let i = (x >> TABLE_STEP_BITS) as usize;
     let frac = x & ((1 << TABLE_STEP_BITS) - 1);
     let lo = table[i];
@@ -168,10 +190,19 @@ fn interpolate(table: &[i32], x: i32) -> i32 {
 }
 
 /// sigmoid of a Q12 pre-activation, Q12 in `[0, ONE]`; inputs are clamped to `±PREACT_LIMIT`.
+///
+/// A `const fn`, so tables derived from it can be built at compile time.
 #[inline(always)]
-pub fn sigmoid(z: i32) -> i32 {
-    let x = z.clamp(-PREACT_LIMIT, PREACT_LIMIT - 1) + PREACT_LIMIT;
-    interpolate(&tables().sigmoid, x)
+pub const fn sigmoid(z: i32) -> i32 {
+    // `Ord::clamp` is not callable in a `const fn`.
+    let z = if z < -PREACT_LIMIT {
+        -PREACT_LIMIT
+    } else if z > PREACT_LIMIT - 1 {
+        PREACT_LIMIT - 1
+    } else {
+        z
+    };
+    interpolate(&SIGMOID, z + PREACT_LIMIT)
 }
 
 /// tanh of a Q12 value, Q12 in `[-ONE, ONE]`; inputs are clamped to `±PREACT_LIMIT`.

@@ -19,13 +19,20 @@ use super::table;
 const GROUP: usize = 16;
 /// Hit-count limit of the counters: low enough to keep adapting to changing statistics.
 const COUNT_LIMIT: u32 = 255;
+/// Bytes of a pair of groups, the candidates of one context's nibble. The tables start on a
+/// multiple of it, so a pair is exactly the two cache lines that `prefetch_nibble` loads (an
+/// allocation is only 16-byte aligned, and a pair there straddles three lines, the third read
+/// unprefetched).
+const PAIR_BYTES: usize = 2 * GROUP * 4;
 
 /// The context models: the tables every stream shares, and where the byte being coded stands
 /// in them.
 #[derive(Clone, Debug)]
 pub struct ContextModels {
-    /// `CONTEXTS` tables one after the other, `groups` groups each.
+    /// `CONTEXTS` tables one after the other, `groups` groups each, from slot `origin` on.
     slots: Vec<u32>,
+    /// The first slot on a `PAIR_BYTES` boundary (a clone keeps it: as correct, maybe slower).
+    origin: usize,
     groups: usize,
     /// The contexts of the byte being coded.
     hashes: [u64; CONTEXTS],
@@ -62,8 +69,12 @@ impl ContextModels {
     pub fn new(table_bytes: usize) -> ContextModels {
         let groups = (table_bytes / (4 * GROUP)).max(2);
         let groups = 1 << groups.ilog2();
+        // Room to move the start to the next boundary (not counted in `bytes`: a fixed 128).
+        let slots = table::zeroed(groups * GROUP * CONTEXTS + PAIR_BYTES / 4);
+        let origin = (slots.as_ptr() as usize).wrapping_neg() % PAIR_BYTES / 4;
         ContextModels {
-            slots: table::zeroed(groups * GROUP * CONTEXTS),
+            slots,
+            origin,
             groups,
             hashes: [0; CONTEXTS],
             base: [0; CONTEXTS],
@@ -126,7 +137,7 @@ impl ContextModels {
         let key = mix64(hashes[i] ^ u64::from(partial) << 48);
         let check = (key >> 40) as u32 | 1;
         let first = (key as usize) & (self.groups - 2);
-        let table = i * self.groups * GROUP;
+        let table = self.origin + i * self.groups * GROUP;
         (check, [first, first + 1].map(|g| table + g * GROUP))
     }
 

@@ -6,8 +6,6 @@
 //! (`fixed::sigmoid`, integer code, no libm) and `stretch` as its exact inverse over the
 //! table, so both are the same on every machine.
 
-use std::sync::OnceLock;
-
 use crate::coder::PROB_BITS;
 use crate::fixed;
 
@@ -18,53 +16,61 @@ pub const PROB_ONE: i32 = 1 << PROB_BITS;
 /// Fraction bits of a stretched value.
 pub const STRETCH_FRAC: u32 = 8;
 
-struct Tables {
-    /// squash(x) for x in `-STRETCH_LIMIT..=STRETCH_LIMIT`, at index `x + STRETCH_LIMIT`.
-    squash: Vec<u16>,
-    /// stretch(p) for p in `0..PROB_ONE`.
-    stretch: Vec<i16>,
-}
+/// Entries of the squash table: one per stretched value in `±STRETCH_LIMIT`.
+const SQUASH_LEN: usize = 2 * STRETCH_LIMIT as usize + 1;
 
-fn tables() -> &'static Tables {
-    static TABLES: OnceLock<Tables> = OnceLock::new();
-    TABLES.get_or_init(|| {
+// Both tables are built at compile time, so a lookup is a plain indexed load: no first-use
+// check, and the clamped index needs no bounds check.
+
+/// squash(x) for x in `-STRETCH_LIMIT..=STRETCH_LIMIT`, at index `x + STRETCH_LIMIT`.
+static SQUASH: [u16; SQUASH_LEN] = {
+    let mut t = [0; SQUASH_LEN];
+    let mut i = 0;
+    while i < SQUASH_LEN {
         // fixed::sigmoid takes Q12 input and gives Q12 (= 12-bit probability) output.
-        let squash: Vec<u16> = (-STRETCH_LIMIT..=STRETCH_LIMIT)
-            .map(|x| {
-                fixed::sigmoid(x << (fixed::ACT_FRAC - STRETCH_FRAC)).clamp(1, PROB_ONE - 1) as u16
-            })
-            .collect();
-        // stretch(p): the smallest x with squash(x) ≥ p, so stretch(squash(x)) ≤ x and the
-        // table is monotone.
-        let mut stretch = vec![0i16; PROB_ONE as usize];
-        let mut x = -STRETCH_LIMIT;
-        for (p, s) in stretch.iter_mut().enumerate() {
-            while x < STRETCH_LIMIT && i32::from(squash[(x + STRETCH_LIMIT) as usize]) < p as i32 {
-                x += 1;
-            }
-            *s = x as i16;
+        let x = i as i32 - STRETCH_LIMIT;
+        let p = fixed::sigmoid(x << (fixed::ACT_FRAC - STRETCH_FRAC));
+        // `Ord::clamp` is not callable at compile time.
+        t[i] = if p < 1 {
+            1
+        } else if p > PROB_ONE - 1 {
+            PROB_ONE - 1
+        } else {
+            p
+        } as u16;
+        i += 1;
+    }
+    t
+};
+
+/// stretch(p) for p in `0..PROB_ONE`: the smallest x with squash(x) ≥ p, so
+/// stretch(squash(x)) ≤ x and the table is monotone.
+static STRETCH: [i16; PROB_ONE as usize] = {
+    let mut t = [0; PROB_ONE as usize];
+    let mut x = -STRETCH_LIMIT;
+    let mut p = 0;
+    while p < PROB_ONE as usize {
+        while x < STRETCH_LIMIT && (SQUASH[(x + STRETCH_LIMIT) as usize] as usize) < p {
+            x += 1;
         }
-        Tables { squash, stretch }
-    })
-}
+        t[p] = x as i16;
+        p += 1;
+    }
+    t
+};
 
 /// The 12-bit probability whose log-odds are `x` (Q8), in `1..=4095`; `x` is clamped to
 /// `±STRETCH_LIMIT` first.
 #[inline(always)]
 pub fn squash(x: i32) -> i32 {
-    i32::from(tables().squash[(x.clamp(-STRETCH_LIMIT, STRETCH_LIMIT) + STRETCH_LIMIT) as usize])
+    i32::from(SQUASH[(x.clamp(-STRETCH_LIMIT, STRETCH_LIMIT) + STRETCH_LIMIT) as usize])
 }
 
 /// The Q8 log-odds of a 12-bit probability, in `±STRETCH_LIMIT`; `p` is clamped to
 /// `0..PROB_ONE` first.
 #[inline(always)]
 pub fn stretch(p: i32) -> i32 {
-    i32::from(tables().stretch[p.clamp(0, PROB_ONE - 1) as usize])
-}
-
-/// Forces the tables to be built now (so the first coded bit does not pay for it).
-pub fn init() {
-    tables();
+    i32::from(STRETCH[p.clamp(0, PROB_ONE - 1) as usize])
 }
 
 #[cfg(test)]

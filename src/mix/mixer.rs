@@ -12,10 +12,12 @@ use crate::fixed::round_shift;
 /// Fraction bits of a weight.
 const WEIGHT_FRAC: u32 = 16;
 /// Weights are clamped to ±this (±32.0): far beyond any useful blend, only a guard.
-const WEIGHT_LIMIT: i64 = 32 << WEIGHT_FRAC;
+const WEIGHT_LIMIT: i32 = 32 << WEIGHT_FRAC;
 /// Shift that turns `x · err · rate` into a Q16 weight step: with `x` in Q8 and `err` in Q12,
 /// `rate` is the learning rate in units of 2^-12.
 const STEP_SHIFT: u32 = 16;
+/// Largest learning rate `learn` takes (units of 2^-12): what keeps its steps inside `i32`.
+pub const MAX_RATE: i32 = 256;
 
 /// A mixer of `N` inputs with a number of weight sets fixed at creation. The input count is a
 /// type parameter so the dot product and the update compile to fixed, unrolled loops.
@@ -56,18 +58,23 @@ impl<const N: usize> Mixer<N> {
     }
 
     /// Trains the weight set used by the last `mix` on the coded `bit`, with learning rate
-    /// `rate` (units of 2^-12), given the same inputs `x`.
+    /// `rate` (units of 2^-12, in `0..=MAX_RATE`), given the same inputs `x`.
     #[inline]
     pub fn learn(&mut self, x: &[i32; N], bit: u8, rate: i32) {
-        let err = i64::from((i32::from(bit) << 12) - self.p) * i64::from(rate);
-        if err == 0 {
-            return;
-        }
+        debug_assert!((0..=MAX_RATE).contains(&rate));
+        // In `i32` because it is exact there, and the update of whole weight sets then
+        // vectorises: `p` is in 1..=4095, so |err| ≤ 4095 · MAX_RATE, and with |x| ≤
+        // STRETCH_LIMIT, |x · err| + 2^15 ≤ 2047 · 4095 · 256 + 2^15 < 2^31. The weights are
+        // within ±WEIGHT_LIMIT = ±2^21 and a step within ±2^15, so their sum fits too.
+        let err = ((i32::from(bit) << 12) - self.p) * rate;
         let w = &mut self.weights[self.selected];
-        for (w, &x) in w.iter_mut().zip(x) {
-            let step = round_shift(i64::from(x) * err, STEP_SHIFT);
-            *w = (i64::from(*w) + step).clamp(-WEIGHT_LIMIT, WEIGHT_LIMIT) as i32;
+        // Into a fresh array, then stored whole: a form the compiler vectorises.
+        let mut next = [0; N];
+        for i in 0..N {
+            let step = (x[i] * err + (1 << (STEP_SHIFT - 1))) >> STEP_SHIFT;
+            next[i] = (w[i] + step).clamp(-WEIGHT_LIMIT, WEIGHT_LIMIT);
         }
+        *w = next;
     }
 }
 

@@ -116,7 +116,6 @@ struct Stream {
 /// The mixing stage of a frame, shared by its streams.
 #[derive(Clone, Debug)]
 pub struct MixingStage {
-    lstm: LstmBits,
     streams: Vec<Stream>,
     contexts: ContextModels,
     matches: MatchModel,
@@ -135,7 +134,6 @@ impl MixingStage {
     /// A fresh stage for `streams` streams (at least 1) with tables of `2^mix_log2` bytes
     /// (`state_bytes` gives what it holds).
     pub fn new(mix_log2: u8, streams: u32) -> MixingStage {
-        logistic::init();
         let split = Split::of(mix_log2, streams);
         let contexts = ContextModels::new(split.context_table);
         let streams = (0..split.streams)
@@ -145,7 +143,6 @@ impl MixingStage {
             })
             .collect();
         MixingStage {
-            lstm: LstmBits::default(),
             streams,
             contexts,
             matches: MatchModel::new(split.match_history, split.match_table, split.streams),
@@ -175,7 +172,7 @@ impl MixingStage {
         byte: u8,
         coder: &mut impl BitCoder,
     ) -> Result<u8, CoderError> {
-        self.lstm.load(table);
+        let lstm = LstmBits::new(table);
         self.matches.start_byte(stream);
         let state = &mut self.streams[stream];
         self.contexts.start_byte(&state.next);
@@ -186,12 +183,11 @@ impl MixingStage {
             if done == 0 || done == 4 {
                 self.contexts.start_nibble(partial);
             }
-            let prefix = partial ^ (1 << done);
             if done == 3 {
                 self.contexts.prefetch_nibble(partial << 1);
                 self.contexts.prefetch_nibble(partial << 1 | 1);
             }
-            let p = self.predict(done, prefix, partial, last);
+            let p = self.predict(done, partial, last, lstm.p1(partial));
             let bit = coder.code((byte >> (7 - done)) & 1, p as u16)?;
             self.learn(done, bit);
             partial = (partial << 1) | u32::from(bit);
@@ -218,10 +214,11 @@ impl MixingStage {
         self.matches.start_segment(stream);
     }
 
-    /// The final 12-bit probability (1..=4095) that the next bit is 1.
-    fn predict(&mut self, done: u32, prefix: u32, partial: u32, last: usize) -> i32 {
+    /// The final 12-bit probability (1..=4095) that the next bit is 1, given the LSTM's
+    /// (`lstm_p1`, 12-bit).
+    fn predict(&mut self, done: u32, partial: u32, last: usize, lstm_p1: i32) -> i32 {
         let [lstm, contexts @ .., matched, bias] = &mut self.inputs;
-        *lstm = logistic::stretch(self.lstm.p1(done, prefix));
+        *lstm = logistic::stretch(lstm_p1);
         self.contexts.predict(contexts);
         *matched = self.matches.predict(done);
         *bias = BIAS;
