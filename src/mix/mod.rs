@@ -33,7 +33,7 @@ mod table;
 use crate::coder::{BitCoder, CoderError};
 use apm::Apm;
 use context_model::{ContextModels, NextContexts};
-use history::{CONTEXTS, History};
+use history::{CONTEXTS, History, Segment};
 use lstm_bits::LstmBits;
 use match_model::{LENGTH_BUCKETS, MatchModel};
 use mixer::{DecayingRate, Mixer};
@@ -111,6 +111,8 @@ pub fn state_bytes(mix_log2: u8, streams: u32) -> u64 {
 struct Stream {
     history: History,
     next: NextContexts,
+    /// The segment the stream's bytes now belong to.
+    segment: Segment,
 }
 
 /// The mixing stage of a frame, shared by its streams.
@@ -137,9 +139,13 @@ impl MixingStage {
         let split = Split::of(mix_log2, streams);
         let contexts = ContextModels::new(split.context_table);
         let streams = (0..split.streams)
-            .map(|s| Stream {
-                history: History::default(),
-                next: contexts.next_contexts(History::default().hashes(s)),
+            .map(|s| {
+                let segment = Segment::new(s, 0);
+                Stream {
+                    history: History::default(),
+                    next: contexts.next_contexts(History::default().hashes(segment)),
+                    segment,
+                }
             })
             .collect();
         MixingStage {
@@ -198,7 +204,9 @@ impl MixingStage {
         self.matches.push(byte, state.history.last8());
         // The stream's next byte comes after every other stream's: locating its groups now
         // lets their loads overlap that work.
-        state.next = self.contexts.next_contexts(state.history.hashes(stream));
+        state.next = self
+            .contexts
+            .next_contexts(state.history.hashes(state.segment));
         Ok(byte)
     }
 
@@ -206,11 +214,15 @@ impl MixingStage {
     /// a new segment of the input, which does not follow the bytes the stream coded last.
     /// Their contexts and match would only mislead: on the first 16 MB of a documentation text
     /// at `-2` (512-byte segments in 256 streams from 4 MiB on) starting each segment afresh
-    /// gave 2,958,428 bytes against 2,969,836, ending only the match 2,969,221.
+    /// gave 2,958,428 bytes against 2,969,836, ending only the match 2,969,221. The stream's
+    /// local order-2 context starts afresh too (`history`, `Segment`).
     pub fn start_segment(&mut self, stream: usize) {
         let state = &mut self.streams[stream];
         state.history = History::default();
-        state.next = self.contexts.next_contexts(state.history.hashes(stream));
+        state.segment = state.segment.next();
+        state.next = self
+            .contexts
+            .next_contexts(state.history.hashes(state.segment));
         self.matches.start_segment(stream);
     }
 
