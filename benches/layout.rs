@@ -22,6 +22,7 @@
 use std::process::ExitCode;
 
 use nngpu::coder::{BitCoder, CoderError, PROB_BITS};
+use nngpu::format::Segments;
 use nngpu::mix::MixingStage;
 use nngpu::model::{presets, schedule};
 
@@ -70,14 +71,18 @@ struct Run {
 }
 
 /// Runs `data` through a fresh stage of `level`'s tables in `width`'s layout, blocks of at
-/// most `block` bytes.
+/// most `block` bytes, cut as the encoder cuts them (`schedule::BlockCut`, `format::Segments`).
 fn run(data: &[u8], width: Width, level: u8, block: usize) -> Run {
     let params = presets::params_for(level, Some(data.len() as u64));
-    let most = match width {
-        Width::Fixed(n) => n,
-        Width::Schedule => params.streams,
+    let cut = schedule::BlockCut {
+        block_bytes: block as u64,
+        most_streams: match width {
+            Width::Fixed(n) => n,
+            Width::Schedule => params.streams,
+        },
+        fixed: matches!(width, Width::Fixed(_)),
     };
-    let mut stage = MixingStage::new(params.mix_log2, most);
+    let mut stage = MixingStage::new(params.mix_log2, cut.most_streams);
     let flat = [256u32; 256];
     let mut coder = CodeLength::default();
     let mut out = Run {
@@ -86,23 +91,15 @@ fn run(data: &[u8], width: Width, level: u8, block: usize) -> Run {
     };
     let mut start = 0usize;
     while start < data.len() {
-        let mut len = block.min(data.len() - start);
-        let streams = match width {
-            Width::Fixed(n) => n,
-            Width::Schedule => {
-                let to_next = schedule::bytes_to_next_width(most, start as u64);
-                len = len.min(usize::try_from(to_next).unwrap_or(usize::MAX));
-                schedule::block_streams(most, start as u64)
-            }
-        };
-        let streams = (streams as usize).min(len);
-        let segment = len.div_ceil(streams);
-        for t in 0..segment {
-            for s in (0..streams).take_while(|s| s * segment + t < len) {
-                if t == 0 {
+        let len = cut.block_len(start as u64, (data.len() - start) as u64) as usize;
+        let segments = Segments::new(len, cut.streams(start as u64, len) as usize);
+        for t in 0..segments.steps() {
+            for s in 0..segments.active(t) {
+                let offset = segments.offset(s, t);
+                if segments.starts_segment(s, offset) {
                     stage.start_segment(s);
                 }
-                let at = start + s * segment + t;
+                let at = start + offset;
                 let before = coder.bits;
                 stage
                     .code_byte(s, &flat, data[at], &mut coder)

@@ -11,32 +11,9 @@ use std::sync::mpsc;
 use crate::backend::Backend;
 use crate::error::Error;
 use crate::fixed::SYMBOLS;
+use crate::format::Segments;
 use crate::model::params::ModelParams;
 use crate::model::schedule;
-
-/// How a block of `len` bytes is cut into `streams` contiguous segments of `segment` bytes
-/// (the last ones shorter or empty); step `t` codes byte `t` of every segment that has one.
-pub struct Segments {
-    len: usize,
-    streams: usize,
-    segment: usize,
-}
-
-impl Segments {
-    /// The cut of a block of `len ≥ 1` bytes into `streams ≥ 1` streams.
-    pub fn new(len: usize, streams: usize) -> Segments {
-        Segments {
-            len,
-            streams,
-            segment: len.div_ceil(streams),
-        }
-    }
-
-    /// Streams that have a byte at step `t`: always a prefix `0..n`, shrinking with `t`.
-    fn active(&self, t: usize) -> usize {
-        (self.len - t).div_ceil(self.segment).min(self.streams)
-    }
-}
 
 /// One stream's table out of a backend's output.
 fn as_table(table: &[u32]) -> Result<&[u32; SYMBOLS], Error> {
@@ -59,10 +36,9 @@ pub struct BlockPlan {
 }
 
 impl BlockPlan {
-    /// Whether the byte at `offset` of the block is the first of `stream`'s segment (the
-    /// stream's bytes before it lie elsewhere in the input).
-    pub fn starts_segment(&self, stream: usize, offset: usize) -> bool {
-        offset == stream * self.len.div_ceil(self.streams as usize)
+    /// How the block is cut into its streams' segments.
+    pub fn segments(&self) -> Segments {
+        Segments::new(self.len, self.streams as usize)
     }
 }
 
@@ -89,7 +65,7 @@ pub fn run_block(
     progress: &mut dyn FnMut(u64),
     code: impl FnMut(usize, usize, &[u32; SYMBOLS]) -> Result<u8, Error> + Send,
 ) -> Result<(), Error> {
-    let seg = Segments::new(plan.len, plan.streams as usize);
+    let seg = plan.segments();
     match known {
         Some(data) => run_ahead(backend, plan, &seg, data, progress, code),
         None if plan.streams >= halves::MIN_STREAMS => {
@@ -104,9 +80,9 @@ pub fn run_block(
 /// The windows of a block: `(first step, steps)`, each ending at a multiple of `window` or at
 /// the block's last step.
 fn windows(seg: &Segments, window: usize) -> impl Iterator<Item = (usize, usize)> + '_ {
-    (0..seg.segment)
+    (0..seg.steps())
         .step_by(window)
-        .map(move |t| (t, window.min(seg.segment - t)))
+        .map(move |t| (t, window.min(seg.steps() - t)))
 }
 
 /// Trains the model on `targets` (the stream-steps run since the last update, `done` bytes of
@@ -155,7 +131,7 @@ fn run_ahead(
                 for u in t..t + batch {
                     for s in 0..seg.active(u) {
                         let table = as_table(tables.next().ok_or(Error::InvalidTable)?)?;
-                        code(s, s * seg.segment + u, table)?;
+                        code(s, seg.offset(s, u), table)?;
                     }
                 }
                 let _ = spare_tx.send(freqs);
@@ -184,9 +160,9 @@ fn run_ahead(
                     let tu = t + u;
                     step.extend((0..seg.active(tu)).map(|s| match tu {
                         0 => 0,
-                        _ => data[s * seg.segment + tu - 1],
+                        _ => data[seg.offset(s, tu) - 1],
                     }));
-                    targets.extend((0..seg.active(tu)).map(|s| data[s * seg.segment + tu]));
+                    targets.extend((0..seg.active(tu)).map(|s| data[seg.offset(s, tu)]));
                 }
                 let steps: Vec<&[u8]> = inputs.iter().map(Vec::as_slice).collect();
                 let before = done;
@@ -233,17 +209,17 @@ fn run_step_by_step(
     let window = plan.params.window as usize;
     // The previous symbol of each stream. A stream's first step sees 0, as at the start of
     // the frame: segments are not contiguous with the stream's previous block.
-    let mut inputs = vec![0u8; seg.streams];
-    let mut targets = Vec::with_capacity(window * seg.streams);
+    let mut inputs = vec![0u8; seg.streams()];
+    let mut targets = Vec::with_capacity(window * seg.streams());
     let mut done = 0u64;
-    for t in 0..seg.segment {
+    for t in 0..seg.steps() {
         let active = seg.active(t);
         let freqs = backend.forward(0, &[&inputs[..active]])?;
         let before = done;
         let mut tables = freqs.chunks_exact(SYMBOLS);
         for (s, input) in inputs.iter_mut().enumerate().take(active) {
             let table = as_table(tables.next().ok_or(Error::InvalidTable)?)?;
-            let symbol = code(s, s * seg.segment + t, table)?;
+            let symbol = code(s, seg.offset(s, t), table)?;
             targets.push(symbol);
             *input = symbol;
             done += 1;
@@ -251,7 +227,7 @@ fn run_step_by_step(
         if done / PROGRESS_INTERVAL != before / PROGRESS_INTERVAL {
             progress(done);
         }
-        if (t + 1) % window == 0 || t + 1 == seg.segment {
+        if (t + 1) % window == 0 || t + 1 == seg.steps() {
             train(backend, plan, &targets, done)?;
             targets.clear();
         }

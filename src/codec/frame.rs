@@ -7,7 +7,7 @@ use crate::backend::{self, Backend, Workload};
 use crate::coder::{BinaryDecoder, BinaryEncoder, BitCoder, CoderError, Replay};
 use crate::error::Error;
 use crate::fixed::SYMBOLS;
-use crate::format::{self, BlockHeader, BlockKind, FrameEnd, FrameHeader, Record};
+use crate::format::{self, BlockHeader, BlockKind, FrameEnd, FrameHeader, Record, Segments};
 use crate::mix::MixingStage;
 use crate::model::memory;
 use crate::model::params::ModelParams;
@@ -28,18 +28,18 @@ pub fn check_memory(params: &ModelParams, options: &Options) -> Result<(), Error
     Ok(())
 }
 
-/// Codes the byte at `offset` of a block (`plan`), which belongs to `stream`, through the
+/// Codes the byte at `offset` of a block cut as `segments`, which belongs to `stream`, through the
 /// mixing stage, which first forgets the stream's recent bytes when the byte starts the
 /// stream's segment (`MixingStage::start_segment`).
 fn code_byte(
     mixer: &mut MixingStage,
-    plan: &BlockPlan,
+    segments: &Segments,
     (stream, offset): (usize, usize),
     table: &[u32; SYMBOLS],
     byte: u8,
     coder: &mut impl BitCoder,
 ) -> Result<u8, CoderError> {
-    if plan.starts_segment(stream, offset) {
+    if segments.starts_segment(stream, offset) {
         mixer.start_segment(stream);
     }
     mixer.code_byte(stream, table, byte, coder)
@@ -100,8 +100,8 @@ impl FrameModel {
 /// Compresses one frame, block by block.
 pub struct FrameEncoder {
     model: FrameModel,
-    /// Streams every block uses (`--streams`), instead of the schedule's.
-    fixed_streams: bool,
+    /// How the frame is cut into blocks and widths.
+    cut: schedule::BlockCut,
 }
 
 impl FrameEncoder {
@@ -124,9 +124,14 @@ impl FrameEncoder {
             decoding: false,
             bytes_per_step,
         };
+        let cut = schedule::BlockCut {
+            block_bytes: 1 << header.params.block_log2,
+            most_streams: streams,
+            fixed: fixed_streams,
+        };
         Ok(FrameEncoder {
             model: FrameModel::open(header, options, work)?,
-            fixed_streams,
+            cut,
         })
     }
 
@@ -135,17 +140,10 @@ impl FrameEncoder {
         self.model.backend.describe()
     }
 
-    /// Length of the next block when `available` bytes of the frame remain (at least 1): a
-    /// whole `2^block_log2`, cut short where the schedule changes the width, so that each
-    /// block has one stream count.
+    /// Length of the next block when `available` bytes of the frame remain (at least 1)
+    /// (`schedule::BlockCut::block_len`).
     pub fn next_block_len(&self, available: u64) -> u64 {
-        let params = &self.model.header.params;
-        let mut len = (1u64 << params.block_log2).min(available);
-        if !self.fixed_streams {
-            let to_next = schedule::bytes_to_next_width(params.streams, self.model.position);
-            len = len.min(to_next);
-        }
-        len
+        self.cut.block_len(self.model.position, available)
     }
 
     /// The frame's header bytes.
@@ -161,16 +159,11 @@ impl FrameEncoder {
         out: &mut Vec<u8>,
         progress: &mut dyn FnMut(u64),
     ) -> Result<(), Error> {
-        let params = self.model.header.params;
-        let streams = if self.fixed_streams {
-            params.streams
-        } else {
-            schedule::block_streams(params.streams, self.model.position)
-        }
-        .min(u32::try_from(data.len()).unwrap_or(u32::MAX));
+        let streams = self.cut.streams(self.model.position, data.len());
         let mut encoder = BinaryEncoder::new();
         let model = &mut self.model;
         let plan = model.plan(data.len(), streams);
+        let segments = plan.segments();
         let mixer = &mut model.mixer;
         run_block(
             model.backend.as_mut(),
@@ -178,8 +171,15 @@ impl FrameEncoder {
             Some(data),
             progress,
             |stream, at, table| {
-                code_byte(mixer, &plan, (stream, at), table, data[at], &mut encoder)
-                    .map_err(|_| Error::InvalidTable)
+                code_byte(
+                    mixer,
+                    &segments,
+                    (stream, at),
+                    table,
+                    data[at],
+                    &mut encoder,
+                )
+                .map_err(|_| Error::InvalidTable)
             },
         )?;
         model.advance(data);
@@ -258,6 +258,7 @@ impl FrameDecoder {
                 // The encoder ran the model over this block before it chose to store it: run
                 // it the same way, coding nothing.
                 let plan = model.plan(len, streams);
+                let segments = plan.segments();
                 let mixer = &mut model.mixer;
                 let mut replay = Replay;
                 run_block(
@@ -266,8 +267,15 @@ impl FrameDecoder {
                     Some(payload),
                     progress,
                     |stream, at, table| {
-                        code_byte(mixer, &plan, (stream, at), table, payload[at], &mut replay)
-                            .map_err(|_| Error::InvalidTable)
+                        code_byte(
+                            mixer,
+                            &segments,
+                            (stream, at),
+                            table,
+                            payload[at],
+                            &mut replay,
+                        )
+                        .map_err(|_| Error::InvalidTable)
                     },
                 )?;
             }
@@ -278,6 +286,7 @@ impl FrameDecoder {
                 out.resize(len, 0);
                 let mut decoder = BinaryDecoder::new(payload).map_err(|_| Error::CorruptPayload)?;
                 let plan = model.plan(len, streams);
+                let segments = plan.segments();
                 let mixer = &mut model.mixer;
                 run_block(
                     model.backend.as_mut(),
@@ -285,11 +294,12 @@ impl FrameDecoder {
                     None,
                     progress,
                     |stream, at, table| {
-                        let symbol = code_byte(mixer, &plan, (stream, at), table, 0, &mut decoder)
-                            .map_err(|e| match e {
-                                CoderError::InvalidProbability => Error::InvalidTable,
-                                _ => Error::CorruptPayload,
-                            })?;
+                        let symbol =
+                            code_byte(mixer, &segments, (stream, at), table, 0, &mut decoder)
+                                .map_err(|e| match e {
+                                    CoderError::InvalidProbability => Error::InvalidTable,
+                                    _ => Error::CorruptPayload,
+                                })?;
                         out[at] = symbol;
                         Ok(symbol)
                     },

@@ -13,10 +13,12 @@ mod block;
 mod header;
 pub mod listing;
 mod reader;
+mod segments;
 
 pub use block::{BlockHeader, BlockKind, FrameEnd, MIN_CODED_LEN, Record, block_checksum};
 pub use header::FrameHeader;
 pub use reader::ArchiveReader;
+pub use segments::Segments;
 
 use crate::model::presets::{MAX_LEVEL, MIN_LEVEL};
 

@@ -43,6 +43,42 @@ pub fn bytes_to_next_width(max_streams: u32, position: u64) -> u64 {
     RAMP_BYTES * u64::from(width) * 2 - position
 }
 
+/// How an encoder cuts a frame into blocks and chooses each block's streams: blocks of
+/// `block_bytes`, each in `block_streams(most_streams, position)` streams, or in
+/// `most_streams` for every block when `fixed` (`--streams`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BlockCut {
+    /// The most bytes a block holds (`2^block_log2` of the frame's model).
+    pub block_bytes: u64,
+    /// The most streams a block uses (the frame header's).
+    pub most_streams: u32,
+    /// Whether every block uses `most_streams`, instead of following the schedule.
+    pub fixed: bool,
+}
+
+impl BlockCut {
+    /// Length of the block that starts at `position` of the frame when `available ≥ 1` bytes
+    /// remain: a whole `block_bytes`, cut short where the schedule changes the width, so that
+    /// each block has one stream count.
+    pub fn block_len(&self, position: u64, available: u64) -> u64 {
+        let len = self.block_bytes.min(available);
+        match self.fixed {
+            true => len,
+            false => len.min(bytes_to_next_width(self.most_streams, position)),
+        }
+    }
+
+    /// Streams for the block of `len ≥ 1` bytes that starts at `position`: never more than
+    /// its bytes.
+    pub fn streams(&self, position: u64, len: usize) -> u32 {
+        let width = match self.fixed {
+            true => self.most_streams,
+            false => block_streams(self.most_streams, position),
+        };
+        width.min(u32::try_from(len).unwrap_or(u32::MAX))
+    }
+}
+
 /// Mean bytes per decoder step over a frame of `len` bytes whose blocks follow the schedule up
 /// to `max_streams` (`None`: a frame of unknown length, taken as long enough to run at the full
 /// width): the input's bytes over the steps its blocks take.

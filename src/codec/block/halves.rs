@@ -11,10 +11,11 @@
 use std::collections::VecDeque;
 use std::sync::mpsc;
 
-use super::{BlockPlan, PROGRESS_INTERVAL, Segments, as_table, train, with_coder};
+use super::{BlockPlan, PROGRESS_INTERVAL, as_table, train, with_coder};
 use crate::backend::Backend;
 use crate::error::Error;
 use crate::fixed::SYMBOLS;
+use crate::format::Segments;
 
 /// Fewest streams of a block for which the decoder runs in halves.
 ///
@@ -122,7 +123,7 @@ pub(super) fn run_in_halves(
     mut code: impl FnMut(usize, usize, &[u32; SYMBOLS]) -> Result<u8, Error> + Send,
 ) -> Result<(), Error> {
     let window = plan.params.window as usize;
-    let half = seg.streams.div_ceil(2);
+    let half = seg.streams().div_ceil(2);
     let (parts_tx, parts_rx) = mpsc::channel::<Part>();
     let (back_tx, back_rx) = mpsc::channel::<Part>();
     std::thread::scope(|scope| {
@@ -132,7 +133,7 @@ pub(super) fn run_in_halves(
                 part.symbols.clear();
                 for (s, table) in (part.first..).zip(part.tables.chunks_exact(SYMBOLS)) {
                     part.symbols
-                        .push(code(s, s * seg.segment + part.step, as_table(table)?)?);
+                        .push(code(s, seg.offset(s, part.step), as_table(table)?)?);
                 }
                 if back_tx.send(part).is_err() {
                     break;
@@ -144,13 +145,13 @@ pub(super) fn run_in_halves(
             back: back_rx,
             out: VecDeque::with_capacity(4),
             spare: Vec::with_capacity(4),
-            inputs: vec![0; seg.streams],
-            targets: Vec::with_capacity(window * seg.streams),
+            inputs: vec![0; seg.streams()],
+            targets: Vec::with_capacity(window * seg.streams()),
             done: 0,
             progress,
         };
         let modelled = (|| -> Result<(), Error> {
-            for t in 0..seg.segment {
+            for t in 0..seg.steps() {
                 let active = seg.active(t);
                 for (first, end) in [(0, active.min(half)), (half, active)] {
                     if first >= end {
@@ -171,7 +172,7 @@ pub(super) fn run_in_halves(
                     }
                     side.out.push_back((t, first));
                 }
-                if (t + 1) % window == 0 || t + 1 == seg.segment {
+                if (t + 1) % window == 0 || t + 1 == seg.steps() {
                     while !side.out.is_empty() {
                         if !side.take_back() {
                             return Ok(());

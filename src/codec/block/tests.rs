@@ -1,11 +1,12 @@
 //! The decoder's halves against its one-step loop: the same `code` calls with the same tables,
 //! the same weights after each block, and errors from either side that end the block cleanly.
 
-use super::{BlockPlan, Segments, halves, run_step_by_step};
+use super::{BlockPlan, halves, run_step_by_step};
 use crate::backend::Backend;
 use crate::backend::cpu::CpuBackend;
 use crate::error::Error;
 use crate::fixed::SYMBOLS;
+use crate::format::Segments;
 use crate::model::params::ModelParams;
 
 const PARAMS: ModelParams = ModelParams {
@@ -159,17 +160,4 @@ fn a_failing_model_ends_the_block_with_its_error() {
             "failing at {fail_at}: {result:?}"
         );
     }
-}
-
-#[test]
-fn segments_start_where_the_block_is_cut() {
-    // 10 bytes in 3 streams: segments of 4, 4 and 2 bytes.
-    let cut = plan(10, 3);
-    let starts: Vec<(usize, usize)> = (0..3)
-        .flat_map(|s| (0..10).map(move |at| (s, at)))
-        .filter(|&(s, at)| cut.starts_segment(s, at))
-        .collect();
-    assert_eq!(starts, [(0, 0), (1, 4), (2, 8)]);
-    assert!(plan(5, 1).starts_segment(0, 0));
-    assert!(!plan(5, 1).starts_segment(0, 1));
 }
