@@ -2,18 +2,17 @@
 // of the window in one dispatch (the head's: it does not depend on the recurrence):
 // `dx[j][k] = Σ_r W[r][k] · dz[j][r]`, rounded and clamped, for j below `step.recorded`.
 //
-// One workgroup of 64 threads per tile of STREAM_TILE stream-steps and 64 columns (workgroup
-// (x, y) owns column block y and the tiles x, x + (workgroups in x), …, so that a window of
-// more than 65,535 tiles still takes one dispatch); thread t owns column 64·y + t of every
-// stream-step of the tile, so each weight is read once per tile. The tile's dz rows pass
-// through workgroup memory ROW_CHUNK rows at a time. The sums are exact in i64 (products
-// below 2^15 · 2^27, at most 3 · MAX_CELLS rows: below 2^54, `fixed`), so their order does
-// not matter.
+// One workgroup of THREADS threads per tile of STREAM_TILE stream-steps and THREADS columns
+// (workgroup (x, y) owns column block y and the tiles x, x + (workgroups in x), …, so that a
+// window of more than 65,535 tiles still takes one dispatch); thread t owns column
+// THREADS·y + t of every stream-step of the tile, so each weight is read once per tile. The
+// tile's dz rows pass through workgroup memory ROW_CHUNK rows at a time. The sums are exact
+// in i64 (products below 2^15 · 2^27, at most 3 · MAX_CELLS rows: below 2^54, `fixed`), so
+// their order does not matter.
 @group(0) @binding(2) var<storage, read> w: array<i32>;
 @group(0) @binding(3) var<storage, read> dz_win: array<i32>;
 @group(0) @binding(4) var<storage, read_write> dx_win: array<i32>;
 
-const THREADS: u32 = 64u;
 const ROW_CHUNK: u32 = 64u;
 var<workgroup> dzs: array<i32, STREAM_TILE * ROW_CHUNK>;
 

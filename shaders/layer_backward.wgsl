@@ -36,7 +36,6 @@
 @group(0) @binding(11) var<storage, read_write> dz_win: array<i32>;
 @group(0) @binding(12) var<storage, read_write> dx: array<i32>;
 
-const THREADS: u32 = 64u;
 var<workgroup> dzs: array<i32, STREAM_TILE * ROWS>;
 
 fn mul(a: i64, b: i32) -> i64 {

@@ -1,7 +1,7 @@
 // Weight gradient and Adam step of a ROWS × COLS matrix, as `kernels::matrix_update`:
 // `G[r][k] = Σ_j dz[j][r] · x[j][k]` over the window's stream-steps j, then `adam_step`.
 //
-// A tiled reduction: one workgroup of 64 threads per MATRIX_TILE × MATRIX_TILE tile of the
+// A tiled reduction: one workgroup of THREADS threads per MATRIX_TILE × MATRIX_TILE tile of the
 // matrix (workgroup (x, y) owns column tile x and row tile y). The stream-steps pass through
 // workgroup memory STEP_CHUNK at a time, the tile's columns of dz and of x, so each value is
 // read from the window once per tile instead of once per weight. Each thread owns a 4 × 4
@@ -22,7 +22,6 @@
 @group(0) @binding(5) var<storage, read_write> second_moment: array<u64>;
 @group(0) @binding(6) var<storage, read_write> forward: array<i32>;
 
-const THREADS: u32 = 64u;
 const TILE_QUADS: u32 = MATRIX_TILE / 4u;
 const BLOCKS: u32 = TILE_QUADS * TILE_QUADS;
 const SPLIT: u32 = THREADS / BLOCKS;

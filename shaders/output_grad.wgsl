@@ -6,12 +6,12 @@
 @group(0) @binding(3) var<storage, read> targets_win: array<u32>;
 @group(0) @binding(4) var<storage, read_write> dlogits_win: array<i32>;
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(THREADS)
 fn main(
     @builtin(global_invocation_id) id: vec3<u32>,
     @builtin(num_workgroups) groups: vec3<u32>,
 ) {
-    for (var i = id.x; i < step.recorded * SYMBOLS; i += groups.x * 64u) {
+    for (var i = id.x; i < step.recorded * SYMBOLS; i += groups.x * THREADS) {
         let j = i / SYMBOLS;
         let symbol = i % SYMBOLS;
         var y = 0;

@@ -8,7 +8,7 @@
 @group(0) @binding(4) var<storage, read_write> master: array<i32>;
 @group(0) @binding(5) var<storage, read_write> second_moment: array<u64>;
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(THREADS)
 fn main(@builtin(global_invocation_id) id: vec3<u32>) {
     let i = id.x;
     let count = select(ROWS, SYMBOLS * ROWS, EMBEDDED);

@@ -73,6 +73,9 @@ pub fn contract_constants(offsets: [usize; 4]) -> Constants {
     c.insert("SYMBOLS", U32(fixed::SYMBOLS as u32));
     c.insert("TABLE_STEP_BITS", U32(fixed::TABLE_STEP_BITS));
     c.insert("TABLE_INTERVALS", U32(fixed::TABLE_INTERVALS as u32));
+    // The dispatch arithmetic (`Kernel::record`, the grids of the tiled kernels) counts
+    // workgroups of this many threads.
+    c.insert("THREADS", U32(WORKGROUP));
     for (name, offset) in [
         "SIGMOID_OFFSET",
         "TANH_OFFSET",
@@ -123,8 +126,8 @@ pub struct Kernel {
 /// Bytes of `struct Step` in `shaders/common.wgsl`.
 pub const STEP_BYTES: u64 = 20;
 
-/// Threads per workgroup of the kernels dispatched with `Kernel::record`
-/// (`@workgroup_size(64)` in their shaders).
+/// Threads per workgroup of every kernel but the forward ones and those of one thread per
+/// symbol (their shaders' `@workgroup_size(THREADS)`; `contract_constants` injects it).
 pub const WORKGROUP: u32 = 64;
 
 /// Most workgroups one dimension of a dispatch may have on every adapter.
