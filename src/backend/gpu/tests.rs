@@ -1052,19 +1052,22 @@ fn one_layer_one_stream_agrees_with_the_twin() {
     models_agree(params, 23, 5, Calls::Steps);
 }
 
+/// Three small layers and six streams, a fast learning rate and β2: what shows a drift soon.
+const SMALL_LAYERS: ModelParams = ModelParams {
+    layers: 3,
+    cells: 8,
+    streams: 6,
+    window: 4,
+    learning_rate_q24: 200_000,
+    beta2_shift: 6,
+    seed: 9,
+    mix_log2: 16,
+    block_log2: 16,
+};
+
 #[test]
 fn three_layers_and_several_streams_agree_with_the_twin() {
-    let params = ModelParams {
-        layers: 3,
-        cells: 8,
-        streams: 6,
-        window: 4,
-        learning_rate_q24: 200_000,
-        beta2_shift: 6,
-        seed: 9,
-        mix_log2: 16,
-        block_log2: 16,
-    };
+    let params = SMALL_LAYERS;
     for calls in [Calls::Steps, Calls::Windows, Calls::Halves] {
         models_agree(params, 21, 6, calls);
     }
@@ -1130,14 +1133,7 @@ fn windows_run_ahead_agree_with_the_twin_forwarding_and_training() {
     // start of the sixth, which is short (3 steps).
     let params = ModelParams {
         layers: 2,
-        cells: 8,
-        streams: 6,
-        window: 4,
-        learning_rate_q24: 200_000,
-        beta2_shift: 6,
-        seed: 9,
-        mix_log2: 16,
-        block_log2: 16,
+        ..SMALL_LAYERS
     };
     for plain in [2, 5, usize::MAX] {
         windows_ahead_agree(params, 23, 6, plain);
