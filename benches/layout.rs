@@ -97,7 +97,7 @@ fn run(data: &[u8], width: Width, level: u8, block: usize) -> Run {
             for s in 0..segments.active(t) {
                 let offset = segments.offset(s, t);
                 if segments.starts_segment(s, offset) {
-                    stage.start_segment(s);
+                    stage.start_segment(s, segments.streams());
                 }
                 let at = start + offset;
                 let before = coder.bits;

@@ -40,7 +40,7 @@ fn code_byte(
     coder: &mut impl BitCoder,
 ) -> Result<u8, CoderError> {
     if segments.starts_segment(stream, offset) {
-        mixer.start_segment(stream);
+        mixer.start_segment(stream, segments.streams());
     }
     mixer.code_byte(stream, table, byte, coder)
 }

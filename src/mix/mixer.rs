@@ -78,6 +78,34 @@ impl<const N: usize> Mixer<N> {
     }
 }
 
+/// Widths (streams a block is coded in) up to which the mixers learn at their full rate.
+const FULL_RATE_STREAMS: u64 = 8;
+
+/// How much slower the mixers learn in a block of `streams` interleaved streams: a divisor in
+/// Q8, 256 (none) up to `FULL_RATE_STREAMS` streams and `256 · √(streams / 8)` beyond, rounded
+/// down.
+///
+/// Interleaved streams are unrelated texts, so the mixers' successive updates pull their
+/// weights towards different blends; a slower rate averages them instead of chasing each. The
+/// mixing stage alone (`benches/layout`), in the schedule: the first 8 MB of a documentation
+/// text at `-2` −0.16 %, bible.txt at `-5` −0.42 %, 3 MB of HTML −0.33 %, a 2 MB URL list
+/// −1.0 %; one and 8 streams unchanged. Dividing by `(streams / 8)^¾` or by `√(streams / 4)`
+/// gained less on text.
+pub fn width_divisor_q8(streams: usize) -> i64 {
+    let streams = streams as u64;
+    if streams <= FULL_RATE_STREAMS {
+        return 256;
+    }
+    // √(streams / 8) in Q8 = √(streams · 2^16 / 8).
+    ((streams << 16) / FULL_RATE_STREAMS).isqrt() as i64
+}
+
+/// `rate` (units of 2^-12) divided by `divisor_q8` (from `width_divisor_q8`), rounded to
+/// nearest, at least 1.
+pub fn slowed(rate: i32, divisor_q8: i64) -> i32 {
+    ((i64::from(rate) * 256 + divisor_q8 / 2) / divisor_q8).max(1) as i32
+}
+
 /// Bits coded over which a decaying rate's excess over its floor halves.
 const RATE_HALF_LIFE_BITS: u64 = 1 << 14;
 
@@ -104,6 +132,27 @@ impl DecayingRate {
 mod tests {
     use super::*;
     use crate::mix::logistic::stretch;
+
+    #[test]
+    fn wide_blocks_slow_the_rate_by_the_square_root_of_the_width() {
+        for streams in 0..=8 {
+            assert_eq!(width_divisor_q8(streams), 256);
+            assert_eq!(slowed(32, width_divisor_q8(streams)), 32);
+        }
+        assert_eq!(width_divisor_q8(32), 512);
+        assert_eq!(slowed(32, width_divisor_q8(32)), 16);
+        assert_eq!(slowed(7, width_divisor_q8(32)), 4);
+        // √32 = 5.657: a floor of 32 becomes 5.66, rounded to 6; one of 1 stays 1.
+        assert_eq!(width_divisor_q8(256), 1448);
+        assert_eq!(slowed(32, width_divisor_q8(256)), 6);
+        assert_eq!(slowed(1, width_divisor_q8(1 << 16)), 1);
+        let mut last = 256;
+        for streams in 9..5000 {
+            let d = width_divisor_q8(streams);
+            assert!(d >= last);
+            last = d;
+        }
+    }
 
     #[test]
     fn learns_to_trust_the_informative_input() {

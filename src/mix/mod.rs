@@ -36,7 +36,7 @@ use context_model::{ContextModels, NextContexts};
 use history::{CONTEXTS, History, Segment};
 use lstm_bits::LstmBits;
 use match_model::{LENGTH_BUCKETS, MatchModel};
-use mixer::{DecayingRate, Mixer};
+use mixer::{DecayingRate, Mixer, slowed, width_divisor_q8};
 
 /// Inputs of the first-layer mixers: the LSTM, each context, the match model and a bias.
 const INPUTS: usize = 1 + CONTEXTS + 1 + 1;
@@ -130,6 +130,8 @@ pub struct MixingStage {
     mixed: [i32; MIXERS],
     /// Bits coded so far by the stage, all streams together.
     bits: u64,
+    /// What the mixers' rates are divided by in the current block (Q8, `width_divisor_q8`).
+    rate_divisor_q8: i64,
 }
 
 impl MixingStage {
@@ -164,6 +166,7 @@ impl MixingStage {
             inputs: [0; INPUTS],
             mixed: [0; MIXERS],
             bits: 0,
+            rate_divisor_q8: width_divisor_q8(1),
         }
     }
 
@@ -211,12 +214,15 @@ impl MixingStage {
     }
 
     /// Forgets `stream`'s recent bytes and ends its running match, because its next byte starts
-    /// a new segment of the input, which does not follow the bytes the stream coded last.
+    /// a new segment of the input, which does not follow the bytes the stream coded last; the
+    /// segment's block is coded in `block_streams` streams, which sets how fast the shared
+    /// mixers learn from its bytes (`mixer::width_divisor_q8`).
     /// Their contexts and match would only mislead: on the first 16 MB of a documentation text
     /// at `-2` (512-byte segments in 256 streams from 4 MiB on) starting each segment afresh
     /// gave 2,958,428 bytes against 2,969,836, ending only the match 2,969,221. The stream's
     /// local order-2 context starts afresh too (`history`, `Segment`).
-    pub fn start_segment(&mut self, stream: usize) {
+    pub fn start_segment(&mut self, stream: usize, block_streams: usize) {
+        self.rate_divisor_q8 = width_divisor_q8(block_streams);
         let state = &mut self.streams[stream];
         state.history = History::default();
         state.segment = state.segment.next();
@@ -255,7 +261,8 @@ impl MixingStage {
 
     /// Trains every part on the coded `bit`.
     fn learn(&mut self, done: u32, bit: u8) {
-        let [first, last] = MIXER_RATES.map(|rates| rates.at(self.bits));
+        let [first, last] =
+            MIXER_RATES.map(|rates| slowed(rates.at(self.bits), self.rate_divisor_q8));
         self.bits += 1;
         for m in &mut self.mixers {
             m.learn(&self.inputs, bit, first);
@@ -305,6 +312,9 @@ mod tests {
         let mut stage = MixingStage::new(16, streams as u32);
         let mut enc = BinaryEncoder::new();
         for &(s, at) in &order {
+            if at == s * segment {
+                stage.start_segment(s, streams);
+            }
             let got = stage.code_byte(s, &tables[at], data[at], &mut enc);
             assert_eq!(got, Ok(data[at]));
         }
@@ -312,6 +322,9 @@ mod tests {
         let mut stage = MixingStage::new(16, streams as u32);
         let mut dec = BinaryDecoder::new(&coded).unwrap();
         for &(s, at) in &order {
+            if at == s * segment {
+                stage.start_segment(s, streams);
+            }
             assert_eq!(stage.code_byte(s, &tables[at], 0, &mut dec), Ok(data[at]));
         }
         dec.finish().unwrap();
@@ -342,7 +355,7 @@ mod tests {
         }
         let fresh = format!("{:?}", History::default());
         assert_ne!(format!("{:?}", stage.streams[0].history), fresh);
-        stage.start_segment(0);
+        stage.start_segment(0, 2);
         assert_eq!(format!("{:?}", stage.streams[0].history), fresh);
     }
 
