@@ -126,6 +126,64 @@ impl DecayingRate {
             (self.start - self.floor) as u64 * RATE_HALF_LIFE_BITS / (RATE_HALF_LIFE_BITS + bits);
         self.floor + excess as i32
     }
+
+    /// The fewest coded bits, above `bits`, at which `at` gives less than `at(bits)`
+    /// (`u64::MAX` once it is the floor): until then it gives the same.
+    pub fn changes_after(self, bits: u64) -> u64 {
+        let span = (self.start - self.floor) as u64 * RATE_HALF_LIFE_BITS;
+        let excess = span / (RATE_HALF_LIFE_BITS + bits);
+        match excess {
+            0 => u64::MAX,
+            // The excess falls below `excess` once `h + b > span / excess`.
+            _ => span / excess - RATE_HALF_LIFE_BITS + 1,
+        }
+    }
+}
+
+/// The mixers' learning rates as bits are coded: each `DecayingRate` slowed for the block's
+/// width (`width_divisor_q8`, `slowed`), recomputed only when one of them can change, which
+/// spares two divisions each per bit.
+#[derive(Clone, Debug)]
+pub struct MixerRates<const K: usize> {
+    decaying: [DecayingRate; K],
+    divisor_q8: i64,
+    /// The rates for bit counts below `until`.
+    now: [i32; K],
+    until: u64,
+}
+
+impl<const K: usize> MixerRates<K> {
+    /// The rates of `decaying` in a block of one stream.
+    pub fn new(decaying: [DecayingRate; K]) -> MixerRates<K> {
+        MixerRates {
+            decaying,
+            divisor_q8: width_divisor_q8(1),
+            now: [0; K],
+            until: 0,
+        }
+    }
+
+    /// Slows the rates for a block of `streams` streams from the next bit on.
+    pub fn set_width(&mut self, streams: usize) {
+        self.divisor_q8 = width_divisor_q8(streams);
+        self.until = 0;
+    }
+
+    /// The rates for the bit coded after `bits` others: each `decaying` rate's `at(bits)`
+    /// slowed for the width. `bits` must not decrease from one call to the next.
+    #[inline]
+    pub fn at(&mut self, bits: u64) -> [i32; K] {
+        if bits >= self.until {
+            self.now = self.decaying.map(|r| slowed(r.at(bits), self.divisor_q8));
+            self.until = self
+                .decaying
+                .iter()
+                .map(|r| r.changes_after(bits))
+                .min()
+                .unwrap_or(u64::MAX);
+        }
+        self.now
+    }
 }
 
 #[cfg(test)]
@@ -151,6 +209,42 @@ mod tests {
             let d = width_divisor_q8(streams);
             assert!(d >= last);
             last = d;
+        }
+    }
+
+    #[test]
+    fn cached_rates_are_the_rates_of_every_bit() {
+        let decaying = [
+            DecayingRate {
+                start: 128,
+                floor: 32,
+            },
+            DecayingRate {
+                start: 48,
+                floor: 8,
+            },
+            DecayingRate { start: 5, floor: 5 },
+        ];
+        for r in decaying {
+            for bits in (0..1u64 << 22).step_by(997).chain([0, 1, u64::MAX / 2]) {
+                let next = r.changes_after(bits);
+                assert!(next > bits);
+                if next != u64::MAX {
+                    assert_eq!(r.at(next - 1), r.at(bits), "{r:?} at {bits}");
+                    assert!(r.at(next) < r.at(bits), "{r:?} at {bits}");
+                } else {
+                    assert_eq!(r.at(bits), r.floor);
+                }
+            }
+        }
+        let mut cached = MixerRates::new(decaying);
+        for bits in 0..1u64 << 20 {
+            if bits == 300_000 {
+                cached.set_width(256);
+            }
+            let width = if bits < 300_000 { 1 } else { 256 };
+            let expected = decaying.map(|r| slowed(r.at(bits), width_divisor_q8(width)));
+            assert_eq!(cached.at(bits), expected, "at {bits}");
         }
     }
 

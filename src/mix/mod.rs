@@ -36,7 +36,7 @@ use context_model::{ContextModels, NextContexts};
 use history::{CONTEXTS, History, Segment};
 use lstm_bits::LstmBits;
 use match_model::{LENGTH_BUCKETS, MatchModel};
-use mixer::{DecayingRate, Mixer, slowed, width_divisor_q8};
+use mixer::{DecayingRate, Mixer, MixerRates};
 
 /// Inputs of the first-layer mixers: the LSTM, each context, the match model and a bias.
 const INPUTS: usize = 1 + CONTEXTS + 1 + 1;
@@ -130,8 +130,8 @@ pub struct MixingStage {
     mixed: [i32; MIXERS],
     /// Bits coded so far by the stage, all streams together.
     bits: u64,
-    /// What the mixers' rates are divided by in the current block (Q8, `width_divisor_q8`).
-    rate_divisor_q8: i64,
+    /// The mixers' learning rates (first layer, final mixer), slowed for the block's width.
+    rates: MixerRates<2>,
 }
 
 impl MixingStage {
@@ -166,7 +166,7 @@ impl MixingStage {
             inputs: [0; INPUTS],
             mixed: [0; MIXERS],
             bits: 0,
-            rate_divisor_q8: width_divisor_q8(1),
+            rates: MixerRates::new(MIXER_RATES),
         }
     }
 
@@ -222,7 +222,7 @@ impl MixingStage {
     /// gave 2,958,428 bytes against 2,969,836, ending only the match 2,969,221. The stream's
     /// local order-2 context starts afresh too (`history`, `Segment`).
     pub fn start_segment(&mut self, stream: usize, block_streams: usize) {
-        self.rate_divisor_q8 = width_divisor_q8(block_streams);
+        self.rates.set_width(block_streams);
         let state = &mut self.streams[stream];
         state.history = History::default();
         state.segment = state.segment.next();
@@ -261,8 +261,7 @@ impl MixingStage {
 
     /// Trains every part on the coded `bit`.
     fn learn(&mut self, done: u32, bit: u8) {
-        let [first, last] =
-            MIXER_RATES.map(|rates| slowed(rates.at(self.bits), self.rate_divisor_q8));
+        let [first, last] = self.rates.at(self.bits);
         self.bits += 1;
         for m in &mut self.mixers {
             m.learn(&self.inputs, bit, first);
