@@ -91,7 +91,7 @@ const FULL_RATE_STREAMS: u64 = 8;
 /// text at `-2` −0.16 %, bible.txt at `-5` −0.42 %, 3 MB of HTML −0.33 %, a 2 MB URL list
 /// −1.0 %; one and 8 streams unchanged. Dividing by `(streams / 8)^¾` or by `√(streams / 4)`
 /// gained less on text.
-pub fn width_divisor_q8(streams: usize) -> i64 {
+fn width_divisor_q8(streams: usize) -> i64 {
     let streams = streams as u64;
     if streams <= FULL_RATE_STREAMS {
         return 256;
@@ -102,7 +102,7 @@ pub fn width_divisor_q8(streams: usize) -> i64 {
 
 /// `rate` (units of 2^-12) divided by `divisor_q8` (from `width_divisor_q8`), rounded to
 /// nearest, at least 1.
-pub fn slowed(rate: i32, divisor_q8: i64) -> i32 {
+fn slowed(rate: i32, divisor_q8: i64) -> i32 {
     ((i64::from(rate) * 256 + divisor_q8 / 2) / divisor_q8).max(1) as i32
 }
 
