@@ -27,6 +27,12 @@
 # Cases larger than NNGPU_CHECK_CPU_MAX bytes (default 2000000; 0 for no limit) run on the GPU
 # only: their archive is decoded on the GPU and compared with the input, the CPU columns read
 # "-" (the GPU = CPU check belongs to the smaller cases, and the twin would take too long).
+# A GPU-only case is also compared with the CPU twin's archive of the same case when
+# scripts/gpu-host-reference.txt has one for this input and this format version (a line per
+# case: CASE, the input's SHA-256, the format version, the archive's bytes and SHA-256). Write
+# those lines on the build machine, where the twin has the time:
+#   NNGPU_CHECK_WRITE_REFERENCE=1 bash scripts/gpu-host-check.sh 5:s:0:large40.txt
+# (each CASE compressed with --backend cpu; its line replaces the case's old one; no table).
 # After the table, the cases numbered in NNGPU_CHECK_PROFILE (default "1", the first; "" for
 # none) are compressed and decoded once more on the GPU with NNGPU_GPU_PROFILE=1, which prints
 # where the time went: per kernel, dispatches per step and GPU time (timestamp queries), and
@@ -39,6 +45,7 @@ limit=${NNGPU_CHECK_TIMEOUT:-90}
 large_limit=${NNGPU_CHECK_LARGE_TIMEOUT:-120}
 cpu_max=${NNGPU_CHECK_CPU_MAX:-2000000}
 profiled=${NNGPU_CHECK_PROFILE-1}
+reference=${NNGPU_CHECK_REFERENCE:-scripts/gpu-host-reference.txt}
 cases=("$@")
 if [ ${#cases[@]} -eq 0 ]; then
     cases=(5:s:200000:bible.txt 5:64:100000:book1)
@@ -49,9 +56,12 @@ mkdir -p "$work/files"
 status=0
 
 "$bin" --version
-# Which adapter the GPU backend opens (its name is in -v's summary line).
-head -c 1000 .device/corpus/book1 | timeout "$limit" "$bin" -1 -v --backend gpu -c >/dev/null 2>"$work/log"
-grep -o 'backend .*' "$work/log" || grep -v XDG_RUNTIME_DIR "$work/log"
+write_reference=${NNGPU_CHECK_WRITE_REFERENCE:-0}
+if [ "$write_reference" != 1 ]; then
+    # Which adapter the GPU backend opens (its name is in -v's summary line).
+    head -c 1000 .device/corpus/book1 | timeout "$limit" "$bin" -1 -v --backend gpu -c >/dev/null 2>"$work/log"
+    grep -o 'backend .*' "$work/log" || grep -v XDG_RUNTIME_DIR "$work/log"
+fi
 # Prints the seconds one run took, or "timeout"/"failed" (and its log) on stderr.
 timed() { # backend mode input output
     local start end rc
@@ -96,6 +106,30 @@ case_flags() {
     [ -z "${extra:-}" ] || { IFS=, read -r -a more <<<"$extra"; printf '%s\n' "${more[@]}"; }
 }
 
+# The format version this binary writes, from an empty archive's listing.
+format_version() { : | "$bin" -c | "$bin" -l --json | grep -o '"format_version":[0-9]*' | cut -d: -f2; }
+sha() { sha256sum "$1" | cut -d' ' -f1; }
+# The reference line of case "$1" for input "$2" in this format version: "bytes sha256".
+reference_of() {
+    [ -f "$reference" ] || return 0
+    awk -v c="$1" -v i="$(sha "$2")" -v v="$(format_version)" \
+        '$1 == c && $2 == i && $3 == v { print $4, $5 }' "$reference" | tail -1
+}
+
+if [ "$write_reference" = 1 ]; then
+    for c in "${cases[@]}"; do
+        slice "$c" "$work/in"
+        mapfile -t flags < <(case_flags "$c")
+        "$bin" compress -f --backend cpu "${flags[@]}" "$work/in" -o "$work/c.nng" || exit 1
+        line="$c $(sha "$work/in") $(format_version) $(stat -c %s "$work/c.nng") $(sha "$work/c.nng")"
+        { [ ! -f "$reference" ] || awk -v c="$c" '$1 != c' "$reference"; echo "$line"; } >"$work/ref"
+        mv "$work/ref" "$reference"
+        echo "$line"
+    done
+    rm -rf "$work"
+    exit 0
+fi
+
 printf '| level | streams | flags | input | bytes | archive | bits/byte | bytes/step | gpu comp KB/s | cpu comp KB/s | gpu dec KB/s | cpu dec KB/s | gpu dec µs/step | cpu dec µs/step | gpu = cpu |\n'
 printf '|---:|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n'
 for c in "${cases[@]}"; do
@@ -118,6 +152,14 @@ for c in "${cases[@]}"; do
         gd=$(timed gpu decompress "$work/g.nng" "$work/from-gpu" "${dflags[@]}") || status=1
         same="gpu only"
         cmp -s "$in" "$work/from-gpu" && same="$same, decoded" || { same="$same, DECODE FAILED"; status=1; }
+        ref=$(reference_of "$c" "$in")
+        if [ -z "$ref" ]; then
+            same="$same, no twin reference"
+        elif [ "$ref" = "$(stat -c %s "$work/g.nng") $(sha "$work/g.nng")" ]; then
+            same="$same, = the twin's archive (reference)"
+        else
+            same="$same, DIFFERS FROM THE TWIN'S REFERENCE"; status=1
+        fi
     else
         cc=$(timed cpu compress "$in" "$work/c.nng" "${flags[@]}") || status=1
         same=no
