@@ -214,17 +214,9 @@ mod tests {
 
     #[test]
     fn cached_rates_are_the_rates_of_every_bit() {
-        let decaying = [
-            DecayingRate {
-                start: 128,
-                floor: 32,
-            },
-            DecayingRate {
-                start: 48,
-                floor: 8,
-            },
-            DecayingRate { start: 5, floor: 5 },
-        ];
+        // Odd spans, a steep and a shallow decay, and one that is its floor from the start.
+        let decaying =
+            [(200, 17), (64, 3), (5, 5)].map(|(start, floor)| DecayingRate { start, floor });
         for r in decaying {
             for bits in (0..1u64 << 22).step_by(997).chain([0, 1, u64::MAX / 2]) {
                 let next = r.changes_after(bits);
