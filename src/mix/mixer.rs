@@ -147,17 +147,20 @@ impl DecayingRate {
 pub struct MixerRates<const K: usize> {
     decaying: [DecayingRate; K],
     divisor_q8: i64,
-    /// The rates for bit counts below `until`.
+    /// Bits coded so far, all streams together.
+    bits: u64,
+    /// The rates while `bits` is below `until`.
     now: [i32; K],
     until: u64,
 }
 
 impl<const K: usize> MixerRates<K> {
-    /// The rates of `decaying` in a block of one stream.
+    /// The rates of `decaying` before the first bit, in a block of one stream.
     pub fn new(decaying: [DecayingRate; K]) -> MixerRates<K> {
         MixerRates {
             decaying,
             divisor_q8: width_divisor_q8(1),
+            bits: 0,
             now: [0; K],
             until: 0,
         }
@@ -165,14 +168,18 @@ impl<const K: usize> MixerRates<K> {
 
     /// Slows the rates for a block of `streams` streams from the next bit on.
     pub fn set_width(&mut self, streams: usize) {
-        self.divisor_q8 = width_divisor_q8(streams);
-        self.until = 0;
+        let divisor_q8 = width_divisor_q8(streams);
+        if divisor_q8 != self.divisor_q8 {
+            self.divisor_q8 = divisor_q8;
+            self.until = 0;
+        }
     }
 
-    /// The rates for the bit coded after `bits` others: each `decaying` rate's `at(bits)`
-    /// slowed for the width. `bits` must not decrease from one call to the next.
+    /// The rates for the next bit (each `decaying` rate's `at` the bits coded so far, slowed
+    /// for the width), which this call counts as coded.
     #[inline]
-    pub fn at(&mut self, bits: u64) -> [i32; K] {
+    pub fn next_bit(&mut self) -> [i32; K] {
+        let bits = self.bits;
         if bits >= self.until {
             self.now = self.decaying.map(|r| slowed(r.at(bits), self.divisor_q8));
             self.until = self
@@ -182,6 +189,7 @@ impl<const K: usize> MixerRates<K> {
                 .min()
                 .unwrap_or(u64::MAX);
         }
+        self.bits += 1;
         self.now
     }
 }
@@ -236,7 +244,7 @@ mod tests {
             }
             let width = if bits < 300_000 { 1 } else { 256 };
             let expected = decaying.map(|r| slowed(r.at(bits), width_divisor_q8(width)));
-            assert_eq!(cached.at(bits), expected, "at {bits}");
+            assert_eq!(cached.next_bit(), expected, "at {bits}");
         }
     }
 

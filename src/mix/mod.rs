@@ -128,8 +128,6 @@ pub struct MixingStage {
     apm_mask: usize,
     inputs: [i32; INPUTS],
     mixed: [i32; MIXERS],
-    /// Bits coded so far by the stage, all streams together.
-    bits: u64,
     /// The mixers' learning rates (first layer, final mixer), slowed for the block's width.
     rates: MixerRates<2>,
 }
@@ -165,7 +163,6 @@ impl MixingStage {
             apm_mask: split.apm_contexts - 1,
             inputs: [0; INPUTS],
             mixed: [0; MIXERS],
-            bits: 0,
             rates: MixerRates::new(MIXER_RATES),
         }
     }
@@ -261,8 +258,7 @@ impl MixingStage {
 
     /// Trains every part on the coded `bit`.
     fn learn(&mut self, done: u32, bit: u8) {
-        let [first, last] = self.rates.at(self.bits);
-        self.bits += 1;
+        let [first, last] = self.rates.next_bit();
         for m in &mut self.mixers {
             m.learn(&self.inputs, bit, first);
         }
