@@ -85,6 +85,12 @@ fn windows(seg: &Segments, window: usize) -> impl Iterator<Item = (usize, usize)
         .map(move |t| (t, window.min(seg.steps() - t)))
 }
 
+/// Whether step `t` of the block is the last of its window (`windows`): the model trains
+/// after it.
+fn ends_window(seg: &Segments, window: usize, t: usize) -> bool {
+    (t + 1).is_multiple_of(window) || t + 1 == seg.steps()
+}
+
 /// Trains the model on `targets` (the stream-steps run since the last update, `done` bytes of
 /// the block coded by their end).
 fn train(
@@ -227,7 +233,7 @@ fn run_step_by_step(
         if done / PROGRESS_INTERVAL != before / PROGRESS_INTERVAL {
             progress(done);
         }
-        if (t + 1) % window == 0 || t + 1 == seg.steps() {
+        if ends_window(seg, window, t) {
             train(backend, plan, &targets, done)?;
             targets.clear();
         }

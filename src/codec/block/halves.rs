@@ -11,7 +11,7 @@
 use std::collections::VecDeque;
 use std::sync::mpsc;
 
-use super::{BlockPlan, PROGRESS_INTERVAL, as_table, train, with_coder};
+use super::{BlockPlan, PROGRESS_INTERVAL, as_table, ends_window, train, with_coder};
 use crate::backend::Backend;
 use crate::error::Error;
 use crate::fixed::SYMBOLS;
@@ -172,7 +172,7 @@ pub(super) fn run_in_halves(
                     }
                     side.out.push_back((t, first));
                 }
-                if (t + 1) % window == 0 || t + 1 == seg.steps() {
+                if ends_window(seg, window, t) {
                     while !side.out.is_empty() {
                         if !side.take_back() {
                             return Ok(());
