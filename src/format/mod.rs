@@ -1,4 +1,4 @@
-//! Container format v6: the `.nng` file layout, written and read apart from the codec.
+//! Container format v7: the `.nng` file layout, written and read apart from the codec.
 //!
 //! An archive is one or more frames, one after another. A frame is a 36-byte header (the
 //! model, protected by its own CRC32), then blocks, each a 24-byte record (kind, streams,
@@ -26,13 +26,13 @@ use crate::model::presets::{MAX_LEVEL, MIN_LEVEL};
 /// archive for text, as in PNG's signature.
 pub const MAGIC: [u8; 4] = [0x89, b'N', b'N', b'G'];
 /// The format version this build writes and the only one it reads.
-pub const FORMAT_VERSION: u8 = 6;
+pub const FORMAT_VERSION: u8 = 7;
 /// Length of a frame header, CRC included.
 pub const FRAME_HEADER_LEN: usize = 36;
 /// Length of a block record and of a frame's end record, CRC included.
 pub const RECORD_LEN: usize = 24;
 
-/// Why a byte stream is not a valid v6 archive.
+/// Why a byte stream is not a valid v7 archive.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FormatError {
     /// The input ends inside a frame.
@@ -66,10 +66,10 @@ pub enum FormatError {
         /// CRC32 of the record bytes as read.
         computed: u32,
     },
-    /// Flag bits reserved in v6 are set.
+    /// Flag bits reserved in v7 are set.
     #[error("reserved flag bits set (flags byte {0:#04x})")]
     ReservedFlags(u8),
-    /// The checksum flag is clear; v6 always carries the checksums.
+    /// The checksum flag is clear; v7 always carries the checksums.
     #[error("checksum flag is clear (version 6 requires the checksums)")]
     MissingContentChecksum,
     /// Reserved bytes of a header or record are not zero.
