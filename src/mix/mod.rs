@@ -218,7 +218,22 @@ impl MixingStage {
         state.next = self
             .contexts
             .next_contexts(state.history.hashes(state.segment));
+        let last2 = state.history.last8() as u16;
+        let [row1, row2] = self.apm_rows(1, last2);
+        self.order1_apm.prefetch(row1);
+        self.order2_apm.prefetch(row2);
         Ok(byte)
+    }
+
+    /// The order-1 and order-2 APMs' rows for the partial byte `partial` after the bytes
+    /// `last2` (the latest low).
+    #[inline(always)]
+    fn apm_rows(&self, partial: u32, last2: u16) -> [usize; 2] {
+        let order1 = (partial as usize | usize::from(last2 as u8) << 8) & self.apm_mask;
+        // The two bytes spread over the row's high bits by a multiplicative hash: the table
+        // is usually smaller than the 2^24 rows an exact key would need.
+        let key2 = (usize::from(last2) * 0x9E37_79B1) >> 8 << 8;
+        [order1, (key2 | partial as usize) & self.apm2_mask]
     }
 
     /// Forgets `stream`'s recent bytes and ends its running match, because its next byte starts
@@ -261,17 +276,14 @@ impl MixingStage {
         }
         let p = logistic::squash(self.last_layer.mix(&self.mixed, match_bit));
         let order0 = self.order0_apm.refine(p, partial as usize);
-        let row1 = |partial: u32| (partial as usize | last << 8) & self.apm_mask;
-        let order1 = self.order1_apm.refine(p, row1(partial));
-        // The two bytes spread over the row's high bits by a multiplicative hash: the table
-        // is usually smaller than the 2^24 rows an exact key would need.
-        let key2 = (usize::from(last2) * 0x9E37_79B1) >> 8 << 8;
-        let row2 = |partial: u32| (key2 | partial as usize) & self.apm2_mask;
-        let order2 = self.order2_apm.refine(p, row2(partial));
+        let [row1, row2] = self.apm_rows(partial, last2);
+        let order1 = self.order1_apm.refine(p, row1);
+        let order2 = self.order2_apm.refine(p, row2);
         if done < 7 {
             for next in [partial << 1, partial << 1 | 1] {
-                self.order1_apm.prefetch(row1(next));
-                self.order2_apm.prefetch(row2(next));
+                let [row1, row2] = self.apm_rows(next, last2);
+                self.order1_apm.prefetch(row1);
+                self.order2_apm.prefetch(row2);
             }
         }
         // Weights measured with `benches/layout` (against (p + order0 + 2·order1) / 4 without
