@@ -12,7 +12,7 @@
 //! others; only the contexts of a stream's next byte (`NextContexts`) belong to the stream.
 
 use super::counter;
-use super::history::{CONTEXTS, mix64};
+use super::history::{CONTEXTS, context, mix64};
 use super::logistic::stretch;
 use super::table;
 
@@ -29,9 +29,14 @@ const COUNT_LIMIT: u32 = 60;
 /// unprefetched).
 const PAIR_BYTES: usize = 2 * GROUP * 4;
 
-/// The contexts whose counts make up `ContextModels::confidence`: the two word contexts and
-/// the orders 4, 6 and 3 (indices in `History::hashes`).
-const CONFIDENT_CONTEXTS: [usize; 5] = [5, 6, 3, 4, 2];
+/// The contexts whose counts make up `ContextModels::confidence`, the first in its highest bits.
+const CONFIDENT_CONTEXTS: [usize; 5] = [
+    context::WORD,
+    context::WORD_PAIR,
+    context::ORDER_4,
+    context::ORDER_6,
+    context::ORDER_3,
+];
 /// Values `ContextModels::confidence` takes: four levels for each of its contexts.
 pub const CONFIDENCE_LEVELS: usize = 1 << (2 * CONFIDENT_CONTEXTS.len());
 
@@ -266,7 +271,7 @@ mod tests {
         assert!(seen.iter().all(|&c| c < CONFIDENCE_LEVELS));
         // A context not counted (order 1) changes nothing.
         let mut other = hashes;
-        other[0] = mix64(99);
+        other[context::ORDER_1] = mix64(99);
         m.start_byte(&m.next_contexts(other));
         m.start_nibble(1);
         assert_eq!(m.confidence(), all(3));

@@ -18,6 +18,26 @@
 /// Number of hashed contexts `History::hashes` gives.
 pub const CONTEXTS: usize = 8;
 
+/// Where each context stands in `History::hashes` (and in the context models' tables).
+pub mod context {
+    /// The last byte.
+    pub const ORDER_1: usize = 0;
+    /// The last two bytes, with the stream's segment.
+    pub const ORDER_2: usize = 1;
+    /// The last three bytes.
+    pub const ORDER_3: usize = 2;
+    /// The last four bytes.
+    pub const ORDER_4: usize = 3;
+    /// The last six bytes.
+    pub const ORDER_6: usize = 4;
+    /// The word being read, with the last byte.
+    pub const WORD: usize = 5;
+    /// The word being read and the one before it.
+    pub const WORD_PAIR: usize = 6;
+    /// The two bytes before the last one.
+    pub const SPARSE: usize = 7;
+}
+
 /// A well-mixed 64-bit hash of `x` (splitmix64's finaliser).
 #[inline(always)]
 pub fn mix64(x: u64) -> u64 {
@@ -89,17 +109,16 @@ impl History {
     /// of different contexts differ.
     pub fn hashes(&self, segment: Segment) -> [u64; CONTEXTS] {
         let order = |n: u32| self.last8 & (u64::MAX >> (64 - 8 * n));
-        let keys = [
-            order(1),
-            // Above the two bytes: exact while the segment's key fits in the other 48 bits.
-            order(2) | segment.0 << 16,
-            order(3),
-            order(4),
-            order(6),
-            self.word ^ (self.last8 & 0xFF) << 56,
-            mix64(self.word) ^ self.prev_word,
-            (self.last8 >> 8) & 0xFFFF,
-        ];
+        let mut keys = [0; CONTEXTS];
+        keys[context::ORDER_1] = order(1);
+        // Above the two bytes: exact while the segment's key fits in the other 48 bits.
+        keys[context::ORDER_2] = order(2) | segment.0 << 16;
+        keys[context::ORDER_3] = order(3);
+        keys[context::ORDER_4] = order(4);
+        keys[context::ORDER_6] = order(6);
+        keys[context::WORD] = self.word ^ (self.last8 & 0xFF) << 56;
+        keys[context::WORD_PAIR] = mix64(self.word) ^ self.prev_word;
+        keys[context::SPARSE] = (self.last8 >> 8) & 0xFFFF;
         let mut out = [0; CONTEXTS];
         for (i, (o, k)) in out.iter_mut().zip(keys).enumerate() {
             *o = mix64(k.wrapping_add((i as u64 + 1) << 59));
@@ -139,9 +158,7 @@ mod tests {
         // The segment reaches the order-2 context only.
         let other = h.hashes(Segment::new(0, 1));
         let differs: Vec<bool> = (0..CONTEXTS).map(|i| hashes[i] != other[i]).collect();
-        assert_eq!(
-            differs,
-            [false, true, false, false, false, false, false, false]
-        );
+        let expected: Vec<bool> = (0..CONTEXTS).map(|i| i == context::ORDER_2).collect();
+        assert_eq!(differs, expected);
     }
 }

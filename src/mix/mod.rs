@@ -34,7 +34,7 @@ mod table;
 use crate::coder::{BitCoder, CoderError};
 use apm::Apm;
 use context_model::{CONFIDENCE_LEVELS, ContextModels, NextContexts};
-use history::{CONTEXTS, History, Segment};
+use history::{CONTEXTS, History, Segment, context};
 use lstm_bits::LstmBits;
 use match_model::{LENGTH_BUCKETS, MatchModel};
 use mixer::{DecayingRate, Mixer, MixerRates};
@@ -91,7 +91,12 @@ impl Split {
             // sparse context 1/16; order 1, whose few contexts fit a small table, 1/128; the
             // match model's history 1/16 (split between the streams) and its table 1/64; the
             // order-1 APM (66 bytes a context) about 1/32 and the order-2 APM twice that.
-            context_tables: [b / 128, b / 8, b / 8, b / 8, b / 8, b / 8, b / 8, b / 16],
+            context_tables: {
+                let mut tables = [b / 8; CONTEXTS];
+                tables[context::ORDER_1] = b / 128;
+                tables[context::SPARSE] = b / 16;
+                tables
+            },
             match_history: b / 16,
             match_table: b / 64,
             apm_contexts: 1 << (b / 2048).clamp(256, 1 << 16).ilog2(),
