@@ -1,4 +1,5 @@
-//! Container format v7: the `.nng` file layout, written and read apart from the codec.
+//! The container format (version `FORMAT_VERSION`): the `.nng` file layout, written and read
+//! apart from the codec.
 //!
 //! An archive is one or more frames, one after another. A frame is a 36-byte header (the
 //! model, protected by its own CRC32), then blocks, each a 24-byte record (kind, streams,
@@ -32,7 +33,7 @@ pub const FRAME_HEADER_LEN: usize = 36;
 /// Length of a block record and of a frame's end record, CRC included.
 pub const RECORD_LEN: usize = 24;
 
-/// Why a byte stream is not a valid v7 archive.
+/// Why a byte stream is not a valid archive of this version.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FormatError {
     /// The input ends inside a frame.
@@ -66,11 +67,11 @@ pub enum FormatError {
         /// CRC32 of the record bytes as read.
         computed: u32,
     },
-    /// Flag bits reserved in v7 are set.
+    /// Flag bits reserved in this version are set.
     #[error("reserved flag bits set (flags byte {0:#04x})")]
     ReservedFlags(u8),
-    /// The checksum flag is clear; v7 always carries the checksums.
-    #[error("checksum flag is clear (version 6 requires the checksums)")]
+    /// The checksum flag is clear; this version always carries the checksums.
+    #[error("checksum flag is clear (version {FORMAT_VERSION} requires the checksums)")]
     MissingContentChecksum,
     /// Reserved bytes of a header or record are not zero.
     #[error("reserved bytes are not zero: {0:02x?}")]
