@@ -23,6 +23,11 @@ pub struct Apm {
 }
 
 impl Apm {
+    /// Bytes a map of `contexts` contexts holds.
+    pub fn bytes(contexts: usize) -> u64 {
+        (contexts * SAMPLES * size_of::<u16>()) as u64
+    }
+
     /// A map for `contexts` contexts that starts as the identity, learning at `1/2^rate`.
     pub fn new(contexts: usize, rate: u32) -> Apm {
         let row: Vec<u16> = (0..SAMPLES as i32)

@@ -31,6 +31,11 @@ pub struct Mixer<const N: usize> {
 }
 
 impl<const N: usize> Mixer<N> {
+    /// Bytes the weights of a mixer with `sets` weight sets hold.
+    pub fn bytes(sets: usize) -> u64 {
+        (sets * N * size_of::<i32>()) as u64
+    }
+
     /// A mixer with `sets` weight sets, each starting at `initial` (Q16) for every input.
     pub fn new(sets: usize, initial: i32) -> Mixer<N> {
         Mixer {

@@ -79,6 +79,7 @@ struct Split {
     context_tables: [usize; CONTEXTS],
     match_history: usize,
     match_table: usize,
+    /// Contexts of the order-1 APM (a power of two); the order-2 APM has twice as many.
     apm_contexts: usize,
     streams: usize,
 }
@@ -104,12 +105,17 @@ impl Split {
         }
     }
 
+    /// Contexts of the order-0, order-1 and order-2 APMs.
+    fn apm_rows(&self) -> [usize; 3] {
+        [256, self.apm_contexts, 2 * self.apm_contexts]
+    }
+
     fn bytes(&self) -> u64 {
-        let mixer_sets: usize = MIXER_SETS.iter().sum();
         ContextModels::bytes(self.context_tables)
             + MatchModel::bytes(self.match_history, self.match_table, self.streams)
-            + (self.apm_contexts as u64 * 3 + 256) * 66
-            + (mixer_sets * INPUTS + FINAL_SETS * MIXERS) as u64 * 4
+            + self.apm_rows().map(Apm::bytes).iter().sum::<u64>()
+            + MIXER_SETS.map(Mixer::<INPUTS>::bytes).iter().sum::<u64>()
+            + Mixer::<MIXERS>::bytes(FINAL_SETS)
             + size_of::<Stream>() as u64 * self.streams as u64
     }
 }
@@ -118,6 +124,34 @@ impl Split {
 /// decoder must be able to hold (the memory limit counts it).
 pub fn state_bytes(mix_log2: u8, streams: u32) -> u64 {
     Split::of(mix_log2, streams).bytes()
+}
+
+/// What every bit of a byte is predicted in, fixed before its first bit: computed once a byte
+/// instead of once a bit.
+#[derive(Clone, Copy, Debug)]
+struct ByteContext {
+    /// The previous-byte mixer's weight set: the previous byte, with whether the stream is
+    /// inside a markup tag above it.
+    last_set: usize,
+    /// The order-1 and order-2 APMs' row keys, to be joined with the partial byte: the
+    /// previous byte, and a hash of the last two.
+    apm_keys: [usize; 2],
+}
+
+impl ByteContext {
+    /// The context of the byte that follows `history`.
+    fn of(history: &History) -> ByteContext {
+        let last2 = history.last8() as u16;
+        let last = usize::from(last2 as u8);
+        // The two bytes spread over the row's high bits by a multiplicative hash: the table is
+        // usually smaller than the 2^24 rows an exact key would need. In u64, so that every
+        // platform keeps the same low bits.
+        let hashed = ((u64::from(last2) * 0x9E37_79B1) >> 8 << 8) as usize;
+        ByteContext {
+            last_set: last | usize::from(history.in_tag()) << 8,
+            apm_keys: [last << 8, hashed],
+        }
+    }
 }
 
 /// What the stage keeps of one stream between two of its bytes (the match model keeps the
@@ -138,11 +172,10 @@ pub struct MixingStage {
     matches: MatchModel,
     mixers: [Mixer<INPUTS>; MIXERS],
     last_layer: Mixer<MIXERS>,
-    order0_apm: Apm,
-    order1_apm: Apm,
-    order2_apm: Apm,
-    apm_mask: usize,
-    apm2_mask: usize,
+    /// The APMs of orders 0, 1 and 2.
+    apms: [Apm; 3],
+    /// The order-1 and order-2 APMs' row masks (their contexts less 1).
+    apm_masks: [usize; 2],
     inputs: [i32; INPUTS],
     mixed: [i32; MIXERS],
     /// The mixers' learning rates (first layer, final mixer), slowed for the block's width.
@@ -171,11 +204,8 @@ impl MixingStage {
             matches: MatchModel::new(split.match_history, split.match_table, split.streams),
             mixers: MIXER_SETS.map(|sets| Mixer::new(sets, INITIAL_WEIGHT)),
             last_layer: Mixer::new(FINAL_SETS, (1 << 16) / MIXERS as i32),
-            order0_apm: Apm::new(256, APM_RATE),
-            order1_apm: Apm::new(split.apm_contexts, APM_RATE),
-            order2_apm: Apm::new(split.apm_contexts * 2, APM_RATE),
-            apm_mask: split.apm_contexts - 1,
-            apm2_mask: split.apm_contexts * 2 - 1,
+            apms: split.apm_rows().map(|rows| Apm::new(rows, APM_RATE)),
+            apm_masks: [split.apm_rows()[1] - 1, split.apm_rows()[2] - 1],
             inputs: [0; INPUTS],
             mixed: [0; MIXERS],
             rates: MixerRates::new(MIXER_RATES),
@@ -197,8 +227,7 @@ impl MixingStage {
         self.matches.start_byte(stream);
         let state = &mut self.streams[stream];
         self.contexts.start_byte(&state.next);
-        let last2 = state.history.last8() as u16;
-        let in_tag = state.history.in_tag();
+        let byte_context = ByteContext::of(&state.history);
         // The partial byte with a leading 1: 1, then 2..=3, … 128..=255.
         let mut partial = 1u32;
         for done in 0..8 {
@@ -209,7 +238,7 @@ impl MixingStage {
                 self.contexts.prefetch_nibble(partial << 1);
                 self.contexts.prefetch_nibble(partial << 1 | 1);
             }
-            let p = self.predict(done, partial, last2, in_tag, lstm.p1(partial));
+            let p = self.predict(done, partial, byte_context, lstm.p1(partial));
             let bit = coder.code((byte >> (7 - done)) & 1, p as u16)?;
             self.learn(done, bit);
             partial = (partial << 1) | u32::from(bit);
@@ -223,23 +252,24 @@ impl MixingStage {
         state.next = self
             .contexts
             .next_contexts(state.history.hashes(state.segment));
-        let last2 = state.history.last8() as u16;
-        let [row1, row2] = self.apm_rows(1, last2);
-        self.order1_apm.prefetch(row1);
-        self.order2_apm.prefetch(row2);
+        let keys = ByteContext::of(&state.history).apm_keys;
+        self.prefetch_apm_rows(keys, 1);
         Ok(byte)
     }
 
-    /// The order-1 and order-2 APMs' rows for the partial byte `partial` after the bytes
-    /// `last2` (the latest low).
+    /// The order-1 and order-2 APMs' rows for the partial byte `partial` of a byte whose
+    /// `ByteContext::apm_keys` are `keys`.
     #[inline(always)]
-    fn apm_rows(&self, partial: u32, last2: u16) -> [usize; 2] {
-        let order1 = (partial as usize | usize::from(last2 as u8) << 8) & self.apm_mask;
-        // The two bytes spread over the row's high bits by a multiplicative hash: the table
-        // is usually smaller than the 2^24 rows an exact key would need. In u64, so that every
-        // platform keeps the same low bits.
-        let key2 = ((u64::from(last2) * 0x9E37_79B1) >> 8 << 8) as usize;
-        [order1, (key2 | partial as usize) & self.apm2_mask]
+    fn apm_rows(&self, keys: [usize; 2], partial: u32) -> [usize; 2] {
+        [0, 1].map(|i| (keys[i] | partial as usize) & self.apm_masks[i])
+    }
+
+    /// Starts loading the order-1 and order-2 APMs' rows for the partial byte `partial`.
+    #[inline(always)]
+    fn prefetch_apm_rows(&self, keys: [usize; 2], partial: u32) {
+        let rows = self.apm_rows(keys, partial);
+        self.apms[1].prefetch(rows[0]);
+        self.apms[2].prefetch(rows[1]);
     }
 
     /// Forgets `stream`'s recent bytes and ends its running match, because its next byte starts
@@ -262,35 +292,32 @@ impl MixingStage {
     }
 
     /// The final 12-bit probability (1..=4095) that the next bit is 1, given the LSTM's
-    /// (`lstm_p1`, 12-bit); `last2` holds the stream's last two bytes, the latest low.
-    fn predict(&mut self, done: u32, partial: u32, last2: u16, in_tag: bool, lstm_p1: i32) -> i32 {
+    /// (`lstm_p1`, 12-bit), for a bit of a byte coded in `byte_context`.
+    fn predict(&mut self, done: u32, partial: u32, byte_context: ByteContext, lstm_p1: i32) -> i32 {
         let [lstm, contexts @ .., matched, bias] = &mut self.inputs;
         *lstm = logistic::stretch(lstm_p1);
         self.contexts.predict(contexts);
         *matched = self.matches.predict(done);
         *bias = BIAS;
-        let last = usize::from(last2 as u8);
         let match_bit = self.matches.state() * 8 + done as usize;
         let sets = [
             partial as usize,
             match_bit,
-            last | usize::from(in_tag) << 8,
+            byte_context.last_set,
             self.contexts.confidence(),
         ];
         for ((m, out), set) in self.mixers.iter_mut().zip(&mut self.mixed).zip(sets) {
             *out = m.mix(&self.inputs, set);
         }
         let p = logistic::squash(self.last_layer.mix(&self.mixed, match_bit));
-        let order0 = self.order0_apm.refine(p, partial as usize);
-        let [row1, row2] = self.apm_rows(partial, last2);
-        let order1 = self.order1_apm.refine(p, row1);
-        let order2 = self.order2_apm.refine(p, row2);
+        let [row1, row2] = self.apm_rows(byte_context.apm_keys, partial);
+        let [order0, order1, order2] = &mut self.apms;
+        let order0 = order0.refine(p, partial as usize);
+        let order1 = order1.refine(p, row1);
+        let order2 = order2.refine(p, row2);
         if done < 7 {
-            for next in [partial << 1, partial << 1 | 1] {
-                let [row1, row2] = self.apm_rows(next, last2);
-                self.order1_apm.prefetch(row1);
-                self.order2_apm.prefetch(row2);
-            }
+            self.prefetch_apm_rows(byte_context.apm_keys, partial << 1);
+            self.prefetch_apm_rows(byte_context.apm_keys, partial << 1 | 1);
         }
         // Weights measured with `benches/layout` (against (p + order0 + 2·order1) / 4 without
         // the order-2 map: 0.3–0.5 % smaller on text and HTML, 0.1 % on URLs).
@@ -304,9 +331,9 @@ impl MixingStage {
             m.learn(&self.inputs, bit, first);
         }
         self.last_layer.learn(&self.mixed, bit, last);
-        self.order0_apm.learn(bit);
-        self.order1_apm.learn(bit);
-        self.order2_apm.learn(bit);
+        for apm in &mut self.apms {
+            apm.learn(bit);
+        }
         self.contexts.learn(bit);
         self.matches.learn(done, bit);
     }
