@@ -93,20 +93,30 @@ fn run(data: &[u8], width: Width, level: u8, block: usize) -> Run {
     while start < data.len() {
         let len = cut.block_len(start as u64, (data.len() - start) as u64) as usize;
         let segments = Segments::new(len, cut.streams(start as u64, len) as usize);
+        stage.start_block(segments.streams());
         for t in 0..segments.steps() {
             for s in 0..segments.active(t) {
                 let offset = segments.offset(s, t);
                 if segments.starts_segment(s, offset) {
-                    stage.start_segment(s, segments.streams());
+                    stage.start_segment(s);
                 }
                 let at = start + offset;
                 let before = coder.bits;
+                // One stream at a time, to count each byte's bits: the same bits as the whole
+                // step at once.
                 stage
-                    .code_byte(s, &flat, data[at], &mut coder)
+                    .code_streams(
+                        s,
+                        &flat,
+                        &mut [data[at]],
+                        std::slice::from_mut(&mut coder),
+                        |_| 0,
+                    )
                     .expect("valid probabilities");
                 out.bits[at] = (coder.bits - before) as f32;
                 out.offset[at] = t as u32;
             }
+            stage.end_step();
         }
         start += len;
     }

@@ -15,9 +15,11 @@ use crate::format::Segments;
 use crate::model::params::ModelParams;
 use crate::model::schedule;
 
-/// One stream's table out of a backend's output.
-fn as_table(table: &[u32]) -> Result<&[u32; SYMBOLS], Error> {
-    table.try_into().map_err(|_| Error::InvalidTable)
+/// The tables of `streams` streams out of a backend's output, starting at `tables[at]`.
+fn tables_of(tables: &[u32], at: usize, streams: usize) -> Result<&[u32], Error> {
+    tables
+        .get(at..at + streams * SYMBOLS)
+        .ok_or(Error::InvalidTable)
 }
 
 /// Bytes between two progress reports.
@@ -45,9 +47,11 @@ impl BlockPlan {
 /// Windows of tables the model may run ahead of the coder when the data is known.
 const WINDOWS_AHEAD: usize = 2;
 
-/// Runs the model over one block. `code(stream, offset, freqs)` codes (or decodes) the byte
-/// at `offset` of the block, which belongs to `stream`, given the LSTM's table `freqs`, and
-/// returns it; it is called for every byte, step by step and stream 0 upward, on every path.
+/// Runs the model over one block. `code(step, first, tables, symbols)` codes (or decodes) the
+/// bytes of step `step` of streams `first..first + symbols.len()`, given the LSTM's tables
+/// (`tables`, 256 entries a stream), and leaves them in `symbols`; every path calls it step by
+/// step, each step's streams in one or two parts, stream 0 upward, together
+/// `0..Segments::active(step)`.
 /// `known` is the block's data when it is known in advance (encoding, or replaying a raw
 /// block): the backend then runs a whole window of steps at once, up to `WINDOWS_AHEAD`
 /// windows ahead of `code`, which runs on a thread of its own, since neither the model's
@@ -63,7 +67,7 @@ pub fn run_block(
     plan: &BlockPlan,
     known: Option<&[u8]>,
     progress: &mut dyn FnMut(u64),
-    code: impl FnMut(usize, usize, &[u32; SYMBOLS]) -> Result<u8, Error> + Send,
+    code: impl FnMut(usize, usize, &[u32], &mut [u8]) -> Result<(), Error> + Send,
 ) -> Result<(), Error> {
     let seg = plan.segments();
     match known {
@@ -120,7 +124,7 @@ fn run_ahead(
     seg: &Segments,
     data: &[u8],
     progress: &mut dyn FnMut(u64),
-    mut code: impl FnMut(usize, usize, &[u32; SYMBOLS]) -> Result<u8, Error> + Send,
+    mut code: impl FnMut(usize, usize, &[u32], &mut [u8]) -> Result<(), Error> + Send,
 ) -> Result<(), Error> {
     let window = plan.params.window as usize;
     let (tables_tx, tables_rx) = mpsc::sync_channel::<Vec<u32>>(WINDOWS_AHEAD);
@@ -128,17 +132,17 @@ fn run_ahead(
     let (spare_tx, spare_rx) = mpsc::channel::<Vec<u32>>();
     std::thread::scope(|scope| {
         let coder = scope.spawn(move || -> Result<(), Error> {
+            let mut symbols = vec![0u8; seg.streams()];
             for (t, batch) in windows(seg, window) {
                 // A closed channel means the model failed: its error is reported.
                 let Ok(freqs) = tables_rx.recv() else {
                     return Ok(());
                 };
-                let mut tables = freqs.chunks_exact(SYMBOLS);
+                let mut at = 0;
                 for u in t..t + batch {
-                    for s in 0..seg.active(u) {
-                        let table = as_table(tables.next().ok_or(Error::InvalidTable)?)?;
-                        code(s, seg.offset(s, u), table)?;
-                    }
+                    let active = seg.active(u);
+                    code(u, 0, tables_of(&freqs, at, active)?, &mut symbols[..active])?;
+                    at += active * SYMBOLS;
                 }
                 let _ = spare_tx.send(freqs);
             }
@@ -210,7 +214,7 @@ fn run_step_by_step(
     plan: &BlockPlan,
     seg: &Segments,
     progress: &mut dyn FnMut(u64),
-    mut code: impl FnMut(usize, usize, &[u32; SYMBOLS]) -> Result<u8, Error>,
+    mut code: impl FnMut(usize, usize, &[u32], &mut [u8]) -> Result<(), Error>,
 ) -> Result<(), Error> {
     let window = plan.params.window as usize;
     // The previous symbol of each stream. A stream's first step sees 0, as at the start of
@@ -222,14 +226,9 @@ fn run_step_by_step(
         let active = seg.active(t);
         let freqs = backend.forward(0, &[&inputs[..active]])?;
         let before = done;
-        let mut tables = freqs.chunks_exact(SYMBOLS);
-        for (s, input) in inputs.iter_mut().enumerate().take(active) {
-            let table = as_table(tables.next().ok_or(Error::InvalidTable)?)?;
-            let symbol = code(s, seg.offset(s, t), table)?;
-            targets.push(symbol);
-            *input = symbol;
-            done += 1;
-        }
+        code(t, 0, tables_of(freqs, 0, active)?, &mut inputs[..active])?;
+        targets.extend_from_slice(&inputs[..active]);
+        done += active as u64;
         if done / PROGRESS_INTERVAL != before / PROGRESS_INTERVAL {
             progress(done);
         }

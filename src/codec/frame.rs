@@ -6,8 +6,9 @@
 use crate::backend::{self, Backend, Workload};
 use crate::coder::{BinaryDecoder, BinaryEncoder, BitCoder, CoderError, Replay};
 use crate::error::Error;
-use crate::fixed::SYMBOLS;
-use crate::format::{self, BlockHeader, BlockKind, FrameEnd, FrameHeader, Record, Segments};
+use crate::format::{
+    self, BlockHeader, BlockKind, Coders, FrameEnd, FrameHeader, Record, Segments,
+};
 use crate::mix::MixingStage;
 use crate::model::memory;
 use crate::model::params::ModelParams;
@@ -28,21 +29,57 @@ pub fn check_memory(params: &ModelParams, options: &Options) -> Result<(), Error
     Ok(())
 }
 
-/// Codes the byte at `offset` of a block cut as `segments`, which belongs to `stream`, through the
-/// mixing stage, which first forgets the stream's recent bytes when the byte starts the
-/// stream's segment (`MixingStage::start_segment`).
-fn code_byte(
-    mixer: &mut MixingStage,
-    segments: &Segments,
-    (stream, offset): (usize, usize),
-    table: &[u32; SYMBOLS],
-    byte: u8,
-    coder: &mut impl BitCoder,
-) -> Result<u8, CoderError> {
-    if segments.starts_segment(stream, offset) {
-        mixer.start_segment(stream, segments.streams());
+/// One block's bytes through the frame's mixing stage and the block's coders, part by part as
+/// `run_block` hands them over.
+struct BlockCoder<'a, C> {
+    stage: &'a mut MixingStage,
+    segments: Segments,
+    coders: Coders,
+    /// One coder per `coders` group.
+    lanes: Vec<C>,
+}
+
+impl<'a, C: BitCoder + Send> BlockCoder<'a, C> {
+    /// Starts a block cut as `segments` on `stage`, coding through `lanes` (one per coder of
+    /// the block).
+    fn new(stage: &'a mut MixingStage, segments: Segments, lanes: Vec<C>) -> BlockCoder<'a, C> {
+        stage.start_block(segments.streams());
+        BlockCoder {
+            stage,
+            segments,
+            coders: Coders::new(segments.streams()),
+            lanes,
+        }
     }
-    mixer.code_byte(stream, table, byte, coder)
+
+    /// Codes step `step`'s bytes of streams `first..first + symbols.len()` (`run_block`'s
+    /// `code`); `known` is the block's data when encoding or replaying, whose bytes it codes.
+    /// A stream's first step starts its segment (`MixingStage::start_segment`); the part that
+    /// completes a step ends it (`MixingStage::end_step`).
+    fn code_part(
+        &mut self,
+        (step, first): (usize, usize),
+        tables: &[u32],
+        symbols: &mut [u8],
+        known: Option<&[u8]>,
+    ) -> Result<(), CoderError> {
+        let streams = first..first + symbols.len();
+        if step == 0 {
+            streams.clone().for_each(|s| self.stage.start_segment(s));
+        }
+        if let Some(data) = known {
+            for (s, symbol) in streams.clone().zip(symbols.iter_mut()) {
+                *symbol = data[self.segments.offset(s, step)];
+            }
+        }
+        let coders = self.coders;
+        self.stage
+            .code_streams(first, tables, symbols, &mut self.lanes, |s| coders.of(s))?;
+        if streams.end == self.segments.active(step) {
+            self.stage.end_step();
+        }
+        Ok(())
+    }
 }
 
 /// A frame's model as it stands between two blocks.
@@ -160,30 +197,25 @@ impl FrameEncoder {
         progress: &mut dyn FnMut(u64),
     ) -> Result<(), Error> {
         let streams = self.cut.streams(self.model.position, data.len());
-        let mut encoder = BinaryEncoder::new();
         let model = &mut self.model;
         let plan = model.plan(data.len(), streams);
-        let segments = plan.segments();
-        let mixer = &mut model.mixer;
+        let coders = Coders::new(streams as usize);
+        let lanes = vec![BinaryEncoder::new(); coders.count()];
+        let mut block = BlockCoder::new(&mut model.mixer, plan.segments(), lanes);
         run_block(
             model.backend.as_mut(),
             &plan,
             Some(data),
             progress,
-            |stream, at, table| {
-                code_byte(
-                    mixer,
-                    &segments,
-                    (stream, at),
-                    table,
-                    data[at],
-                    &mut encoder,
-                )
-                .map_err(|_| Error::InvalidTable)
+            |step, first, tables, symbols| {
+                block
+                    .code_part((step, first), tables, symbols, Some(data))
+                    .map_err(|_| Error::InvalidTable)
             },
         )?;
+        let parts: Vec<Vec<u8>> = block.lanes.into_iter().map(BinaryEncoder::finish).collect();
         model.advance(data);
-        let payload = encoder.finish();
+        let payload = coders.join(&parts);
         let original_len = data.len() as u32;
         let coded = payload.len() < data.len();
         let header = BlockHeader {
@@ -258,24 +290,17 @@ impl FrameDecoder {
                 // The encoder ran the model over this block before it chose to store it: run
                 // it the same way, coding nothing.
                 let plan = model.plan(len, streams);
-                let segments = plan.segments();
-                let mixer = &mut model.mixer;
-                let mut replay = Replay;
+                let lanes = vec![Replay; Coders::new(streams as usize).count()];
+                let mut block = BlockCoder::new(&mut model.mixer, plan.segments(), lanes);
                 run_block(
                     model.backend.as_mut(),
                     &plan,
                     Some(payload),
                     progress,
-                    |stream, at, table| {
-                        code_byte(
-                            mixer,
-                            &segments,
-                            (stream, at),
-                            table,
-                            payload[at],
-                            &mut replay,
-                        )
-                        .map_err(|_| Error::InvalidTable)
+                    |step, first, tables, symbols| {
+                        block
+                            .code_part((step, first), tables, symbols, Some(payload))
+                            .map_err(|_| Error::InvalidTable)
                     },
                 )?;
             }
@@ -284,27 +309,37 @@ impl FrameDecoder {
                 out.try_reserve_exact(len)
                     .map_err(|_| Error::OutOfMemory(len as u64))?;
                 out.resize(len, 0);
-                let mut decoder = BinaryDecoder::new(payload).map_err(|_| Error::CorruptPayload)?;
                 let plan = model.plan(len, streams);
                 let segments = plan.segments();
-                let mixer = &mut model.mixer;
+                let lanes = Coders::new(streams as usize)
+                    .split(payload)
+                    .map_err(|_| Error::CorruptPayload)?
+                    .into_iter()
+                    .map(BinaryDecoder::new)
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|_| Error::CorruptPayload)?;
+                let mut block = BlockCoder::new(&mut model.mixer, segments, lanes);
                 run_block(
                     model.backend.as_mut(),
                     &plan,
                     None,
                     progress,
-                    |stream, at, table| {
-                        let symbol =
-                            code_byte(mixer, &segments, (stream, at), table, 0, &mut decoder)
-                                .map_err(|e| match e {
-                                    CoderError::InvalidProbability => Error::InvalidTable,
-                                    _ => Error::CorruptPayload,
-                                })?;
-                        out[at] = symbol;
-                        Ok(symbol)
+                    |step, first, tables, symbols| {
+                        block
+                            .code_part((step, first), tables, symbols, None)
+                            .map_err(|e| match e {
+                                CoderError::InvalidProbability => Error::InvalidTable,
+                                _ => Error::CorruptPayload,
+                            })?;
+                        for (s, &symbol) in (first..).zip(symbols.iter()) {
+                            out[segments.offset(s, step)] = symbol;
+                        }
+                        Ok(())
                     },
                 )?;
-                decoder.finish().map_err(|_| Error::CorruptPayload)?;
+                for lane in block.lanes {
+                    lane.finish().map_err(|_| Error::CorruptPayload)?;
+                }
             }
         }
         let got = format::block_checksum(out);

@@ -114,7 +114,7 @@ fn layout_matches_the_specification() {
     };
     let b = h.to_bytes();
     assert_eq!(b[0..4], [0x89, 0x4E, 0x4E, 0x47]);
-    assert_eq!(b[4..8], [7, 1, 9, 3]);
+    assert_eq!(b[4..8], [8, 1, 9, 3]);
     assert_eq!(b[8..10], [0x08, 0x02]);
     assert_eq!(b[10..14], [0x00, 0x00, 0x01, 0x00]);
     assert_eq!(b[14..16], [0x40, 0x00]);

@@ -13,12 +13,11 @@ const SAMPLES: usize = 33;
 /// log2 of the stretched distance between samples.
 const SAMPLE_SHIFT: u32 = 7;
 
-/// An adaptive probability map over `contexts` contexts.
+/// An adaptive probability map over `contexts` contexts. Refining only reads the map;
+/// training, given the sample a refinement leaned on, is applied later in a fixed order.
 #[derive(Clone, Debug)]
 pub struct Apm {
     table: Vec<u16>,
-    /// The sample the last `refine` leaned on most, trained by `learn`.
-    nearest: usize,
     rate: u32,
 }
 
@@ -35,21 +34,22 @@ impl Apm {
             .collect();
         Apm {
             table: row.repeat(contexts),
-            nearest: 0,
             rate,
         }
     }
 
-    /// `p` (12-bit) refined in context `ctx` (below the map's context count), 12-bit.
+    /// `p` (12-bit) refined in context `ctx` (below the map's context count), 12-bit, and the
+    /// sample the refinement leaned on most, which `learn` trains.
     #[inline]
-    pub fn refine(&mut self, p: i32, ctx: usize) -> i32 {
+    pub fn refine(&self, p: i32, ctx: usize) -> (i32, u32) {
         let s = stretch(p) + (8 << STRETCH_FRAC); // 1..=4095
         let lo = (s >> SAMPLE_SHIFT) as usize;
         let w = s & ((1 << SAMPLE_SHIFT) - 1);
         let i = ctx * SAMPLES + lo;
-        self.nearest = i + (w >> (SAMPLE_SHIFT - 1)) as usize;
+        let nearest = i + (w >> (SAMPLE_SHIFT - 1)) as usize;
         let (a, b) = (i32::from(self.table[i]), i32::from(self.table[i + 1]));
-        (a * ((1 << SAMPLE_SHIFT) - w) + b * w) >> (SAMPLE_SHIFT + 4)
+        let refined = (a * ((1 << SAMPLE_SHIFT) - w) + b * w) >> (SAMPLE_SHIFT + 4);
+        (refined, nearest as u32)
     }
 
     /// Starts loading context `ctx`'s samples into the cache (a hint with no effect on any
@@ -62,10 +62,10 @@ impl Apm {
         }
     }
 
-    /// Trains the sample the last `refine` used most on the coded `bit`.
+    /// Trains the sample `nearest` (from `refine`) on the coded `bit`.
     #[inline]
-    pub fn learn(&mut self, bit: u8) {
-        let t = &mut self.table[self.nearest];
+    pub fn learn(&mut self, nearest: u32, bit: u8) {
+        let t = &mut self.table[nearest as usize];
         let target = if bit != 0 { 65535 } else { 0 };
         *t = (i32::from(*t) + ((target - i32::from(*t)) >> self.rate)) as u16;
     }

@@ -10,6 +10,8 @@
 //!
 //! The tables are shared by all streams of a frame, so what one stream learns serves the
 //! others; only the contexts of a stream's next byte (`NextContexts`) belong to the stream.
+//! Coding reads the tables; learning writes them after the step, so the streams of a step
+//! may be coded at once, by several threads.
 
 use super::counter;
 use super::history::{CONTEXTS, context, mix64};
@@ -45,26 +47,21 @@ fn groups_in(bytes: usize) -> usize {
     1 << (bytes / (4 * GROUP)).max(2).ilog2()
 }
 
-/// The context models: the tables every stream shares, and where the byte being coded stands
-/// in them.
+/// The context models: the tables every stream shares. Coding a byte only reads them (through
+/// a `ContextCursor`); what it teaches them is applied afterwards, in a fixed order, table by
+/// table (`tables_mut`).
 #[derive(Clone, Debug)]
 pub struct ContextModels {
-    /// `CONTEXTS` tables one after the other, from slot `origin` on.
+    /// `CONTEXTS` tables one after the other, from slot `origin` on, then one group that stays
+    /// zero: what a context whose group is not in its table yet reads (unseen counters).
     slots: Vec<u32>,
     /// The first slot on a `PAIR_BYTES` boundary (a clone keeps it: as correct, maybe slower).
     origin: usize,
     /// Each context's table: its first slot after `origin`, and its groups less 2 (a power
     /// of two less 2: the mask that picks the first group of a pair).
     tables: [(usize, usize); CONTEXTS],
-    /// The contexts of the byte being coded.
-    hashes: [u64; CONTEXTS],
-    /// First slot of each context's current group.
-    base: [usize; CONTEXTS],
-    /// Position in the nibble's bit tree (1..=15).
-    node: usize,
-    /// The groups `prefetch_nibble` located, by the partial byte's last bit, so the nibble
-    /// that starts next does not hash again.
-    located: [Located; 2],
+    /// First slot of the group that stays zero.
+    unseen: usize,
 }
 
 /// The contexts of one stream's next byte, with its first nibble's groups already located:
@@ -76,13 +73,30 @@ pub struct NextContexts {
     first: Located,
 }
 
-/// Every context's check value and candidate groups for one partial byte.
+/// Every context's check value and candidate groups for one partial byte: where a nibble's
+/// counters are, found when it was coded and claimed when it is learned
+/// (`ContextTable::learn_nibble`).
 #[derive(Clone, Copy, Debug, Default)]
-struct Located {
+pub struct Located {
     /// The partial byte they are for; 0 (no partial byte has it) when stale.
     partial: u32,
     checks: [u32; CONTEXTS],
     pairs: [[usize; 2]; CONTEXTS],
+}
+
+/// Where one byte being coded stands in the tables: its contexts, each context's group for
+/// the current nibble and the position in the nibble's bit tree.
+#[derive(Clone, Debug)]
+pub struct ContextCursor {
+    /// The contexts of the byte being coded.
+    hashes: [u64; CONTEXTS],
+    /// First slot of each context's current group (the zero group where it has none).
+    base: [usize; CONTEXTS],
+    /// Position in the nibble's bit tree (1..=15).
+    node: usize,
+    /// The groups `prefetch_nibble` located, by the partial byte's last bit, so the nibble
+    /// that starts next does not hash again.
+    located: [Located; 2],
 }
 
 impl ContextModels {
@@ -90,8 +104,10 @@ impl ContextModels {
     /// power of two, at least two groups).
     pub fn new(table_bytes: [usize; CONTEXTS]) -> ContextModels {
         let groups = table_bytes.map(groups_in);
-        // Room to move the start to the next boundary (not counted in `bytes`: a fixed 128).
-        let slots = table::zeroed(groups.iter().sum::<usize>() * GROUP + PAIR_BYTES / 4);
+        let total = groups.iter().sum::<usize>();
+        // Room to move the start to the next boundary, and the zero group (not counted in
+        // `bytes`: a fixed 192).
+        let slots = table::zeroed((total + 1) * GROUP + PAIR_BYTES / 4);
         let origin = (slots.as_ptr() as usize).wrapping_neg() % PAIR_BYTES / 4;
         let mut start = 0;
         let tables = groups.map(|g| {
@@ -103,10 +119,7 @@ impl ContextModels {
             slots,
             origin,
             tables,
-            hashes: [0; CONTEXTS],
-            base: [0; CONTEXTS],
-            node: 1,
-            located: [Located::default(); 2],
+            unseen: origin + total * GROUP,
         }
     }
 
@@ -117,43 +130,28 @@ impl ContextModels {
 
     /// The contexts `hashes` of a stream's next byte, with its first nibble's groups located
     /// and starting to load, so the memory latency overlaps whatever runs before that byte is
-    /// coded (the other streams' bytes, the LSTM's next step). The groups' contents are read
-    /// only when the byte starts, so other streams may use the tables in between.
+    /// coded (the other streams' bytes, the LSTM's next step).
     pub fn next_contexts(&self, hashes: [u64; CONTEXTS]) -> NextContexts {
-        let mut first = Located {
-            partial: 1,
-            ..Located::default()
-        };
-        for i in 0..CONTEXTS {
-            (first.checks[i], first.pairs[i]) = self.locate(i, &hashes, 1);
-            let [a, b] = first.pairs[i];
-            table::prefetch(&self.slots[a]);
-            table::prefetch(&self.slots[b]);
+        NextContexts {
+            hashes,
+            first: self.locate_nibble(&hashes, 1),
         }
-        NextContexts { hashes, first }
     }
 
-    /// Starts coding a byte in the contexts `next` (from `next_contexts`).
-    pub fn start_byte(&mut self, next: &NextContexts) {
-        self.hashes = next.hashes;
-        self.located = [Located::default(), next.first];
-    }
-
-    /// Locates the groups the nibble with partial byte `partial` would use and starts
-    /// loading them (the loads are hints: no value changes). The codec calls it one bit ahead
-    /// for both possible partial bytes.
-    pub fn prefetch_nibble(&mut self, partial: u32) {
+    /// Every context's check value and candidate groups for the nibble with partial byte
+    /// `partial`, their loads started (hints: no value changes).
+    fn locate_nibble(&self, hashes: &[u64; CONTEXTS], partial: u32) -> Located {
         let mut found = Located {
             partial,
             ..Located::default()
         };
         for i in 0..CONTEXTS {
-            (found.checks[i], found.pairs[i]) = self.locate(i, &self.hashes, partial);
+            (found.checks[i], found.pairs[i]) = self.locate(i, hashes, partial);
             let [a, b] = found.pairs[i];
             table::prefetch(&self.slots[a]);
             table::prefetch(&self.slots[b]);
         }
-        self.located[(partial & 1) as usize] = found;
+        found
     }
 
     /// Context `i`'s check value and its two candidate groups (first slots) for the nibble
@@ -168,44 +166,134 @@ impl ContextModels {
         (check, [first, first + 1].map(|g| table + g * GROUP))
     }
 
-    /// Picks each context's group for the nibble starting now; `partial` is the byte's bits so
-    /// far with a leading 1 (1 at the first nibble, 16..=31 at the second).
-    pub fn start_nibble(&mut self, partial: u32) {
+    /// The group of `located` context `i` already holds, if any.
+    #[inline(always)]
+    fn found(&self, located: &Located, i: usize) -> Option<usize> {
+        let [a, b] = located.pairs[i];
+        if self.slots[a] == located.checks[i] {
+            Some(a)
+        } else if self.slots[b] == located.checks[i] {
+            Some(b)
+        } else {
+            None
+        }
+    }
+
+    /// Each context's table on its own, to learn from at once: the tables share nothing.
+    pub fn tables_mut(&mut self) -> [ContextTable<'_>; CONTEXTS] {
+        let mut rest = &mut self.slots[self.origin..];
+        let mut first = self.origin;
+        let mut context = 0;
+        self.tables.map(|(_, mask)| {
+            let (slots, after) = std::mem::take(&mut rest).split_at_mut((mask + 2) * GROUP);
+            rest = after;
+            let table = ContextTable {
+                context,
+                first,
+                slots,
+            };
+            first += table.slots.len();
+            context += 1;
+            table
+        })
+    }
+}
+
+/// One context's table, apart from the others (`ContextModels::tables_mut`).
+pub struct ContextTable<'a> {
+    /// The context whose table it is.
+    context: usize,
+    /// The index, among all the models' slots, of `slots[0]`.
+    first: usize,
+    slots: &'a mut [u32],
+}
+
+impl ContextTable<'_> {
+    /// Starts loading the table's candidate groups of a byte's `nibbles` (hints only).
+    #[inline(always)]
+    pub fn prefetch(&self, nibbles: &[Located; 2]) {
+        for located in nibbles {
+            for g in located.pairs[self.context] {
+                table::prefetch(&self.slots[g - self.first]);
+            }
+        }
+    }
+
+    /// Trains the table's counters on a nibble coded at `located`
+    /// (`ContextCursor::start_nibble`'s result): `bits`, its four coded bits from the top. A
+    /// group not in the table yet takes the less used of its two candidates, cleared, so a
+    /// collision costs a fresh start rather than borrowed statistics.
+    pub fn learn_nibble(&mut self, located: &Located, bits: u8) {
+        let [a, b] = located.pairs[self.context].map(|g| g - self.first);
+        let check = located.checks[self.context];
+        let base = if self.slots[a] == check {
+            a
+        } else if self.slots[b] == check {
+            b
+        } else {
+            let used = |g: usize| counter::count(self.slots[g + 1]);
+            let victim = if used(b) < used(a) { b } else { a };
+            self.slots[victim..victim + GROUP].fill(0);
+            self.slots[victim] = check;
+            victim
+        };
+        let mut node = 1;
+        for done in 0..4 {
+            let bit = (bits >> (3 - done)) & 1;
+            let s = &mut self.slots[base + node];
+            *s = counter::update(*s, bit, COUNT_LIMIT);
+            node = 2 * node + usize::from(bit);
+        }
+    }
+}
+
+impl ContextCursor {
+    /// Starts coding a byte in the contexts `next` (from `ContextModels::next_contexts`).
+    pub fn new(next: &NextContexts) -> ContextCursor {
+        ContextCursor {
+            hashes: next.hashes,
+            base: [0; CONTEXTS],
+            node: 1,
+            located: [Located::default(), next.first],
+        }
+    }
+
+    /// Locates the groups the nibble with partial byte `partial` would use and starts
+    /// loading them (the loads are hints: no value changes). The codec calls it one bit ahead
+    /// for both possible partial bytes.
+    pub fn prefetch_nibble(&mut self, models: &ContextModels, partial: u32) {
+        self.located[(partial & 1) as usize] = models.locate_nibble(&self.hashes, partial);
+    }
+
+    /// Picks each context's group for the nibble starting now, and returns where they are,
+    /// for `ContextTable::learn_nibble`; `partial` is the byte's bits so far with a leading
+    /// 1 (1 at the first nibble, 16..=31 at the second).
+    pub fn start_nibble(&mut self, models: &ContextModels, partial: u32) -> Located {
         self.node = 1;
-        // Every hash and address first, then every check value: the loads are independent,
-        // so their cache misses overlap instead of queueing behind each decision.
         let cached = self.located[(partial & 1) as usize];
-        let Located { checks, pairs, .. } = if cached.partial == partial {
+        let located = if cached.partial == partial {
             cached
         } else {
-            let mut found = Located::default();
+            let mut found = Located {
+                partial,
+                ..Located::default()
+            };
             for i in 0..CONTEXTS {
-                (found.checks[i], found.pairs[i]) = self.locate(i, &self.hashes, partial);
+                (found.checks[i], found.pairs[i]) = models.locate(i, &self.hashes, partial);
             }
             found
         };
-        let heads = pairs.map(|[a, b]| [self.slots[a], self.slots[b]]);
         for i in 0..CONTEXTS {
-            let [a, b] = pairs[i];
-            self.base[i] = if heads[i][0] == checks[i] {
-                a
-            } else if heads[i][1] == checks[i] {
-                b
-            } else {
-                let used = |g: usize| counter::count(self.slots[g + 1]);
-                let victim = if used(b) < used(a) { b } else { a };
-                self.slots[victim..victim + GROUP].fill(0);
-                self.slots[victim] = checks[i];
-                victim
-            };
+            self.base[i] = models.found(&located, i).unwrap_or(models.unseen);
         }
+        located
     }
 
     /// Each context's stretched prediction for the next bit.
     #[inline]
-    pub fn predict(&self, inputs: &mut [i32; CONTEXTS]) {
+    pub fn predict(&self, models: &ContextModels, inputs: &mut [i32; CONTEXTS]) {
         for (x, &b) in inputs.iter_mut().zip(&self.base) {
-            *x = stretch(counter::p12(self.slots[b + self.node]));
+            *x = stretch(counter::p12(models.slots[b + self.node]));
         }
     }
 
@@ -215,9 +303,9 @@ impl ContextModels {
     /// by it learns how far to trust each context for what it has seen: on the files of
     /// `benches/layout` 0.4 % (URLs) to 1.7 % (a documentation text) smaller.
     #[inline]
-    pub fn confidence(&self) -> usize {
+    pub fn confidence(&self, models: &ContextModels) -> usize {
         CONFIDENT_CONTEXTS.iter().fold(0, |levels, &i| {
-            let level = match counter::count(self.slots[self.base[i] + self.node]) {
+            let level = match counter::count(models.slots[self.base[i] + self.node]) {
                 0 => 0,
                 1..=2 => 1,
                 3..=14 => 2,
@@ -227,13 +315,9 @@ impl ContextModels {
         })
     }
 
-    /// Trains every context's counter on the coded `bit` and moves down the nibble's tree.
+    /// Moves down the nibble's tree along the coded `bit`.
     #[inline]
-    pub fn learn(&mut self, bit: u8) {
-        for &b in &self.base {
-            let s = &mut self.slots[b + self.node];
-            *s = counter::update(*s, bit, COUNT_LIMIT);
-        }
+    pub fn advance(&mut self, bit: u8) {
         self.node = 2 * self.node + usize::from(bit);
     }
 }
@@ -242,25 +326,26 @@ impl ContextModels {
 mod tests {
     use super::*;
 
-    /// Models with 4 KiB tables, ready to code a byte whose contexts are `hashes`.
-    fn models_at(hashes: [u64; CONTEXTS]) -> ContextModels {
-        let mut m = ContextModels::new([4096; CONTEXTS]);
-        m.start_byte(&m.next_contexts(hashes));
-        m
+    /// The confidence `models` give the first bit of a byte whose contexts are `hashes`,
+    /// and where that byte's first nibble stands.
+    fn first_bit(models: &ContextModels, hashes: [u64; CONTEXTS]) -> (usize, Located) {
+        let mut cursor = ContextCursor::new(&models.next_contexts(hashes));
+        let located = cursor.start_nibble(models, 1);
+        (cursor.confidence(models), located)
     }
 
     #[test]
     fn confidence_counts_what_the_contexts_have_seen() {
         let hashes = [1, 2, 3, 4, 5, 6, 7, 8].map(mix64);
-        let mut m = models_at(hashes);
-        m.start_nibble(1);
-        assert_eq!(m.confidence(), 0, "unseen");
+        let mut m = ContextModels::new([4096; CONTEXTS]);
+        assert_eq!(first_bit(&m, hashes).0, 0, "unseen");
         let mut seen = vec![];
         for _ in 0..20 {
-            m.start_byte(&m.next_contexts(hashes));
-            m.start_nibble(1);
-            seen.push(m.confidence());
-            m.learn(1);
+            let (confidence, located) = first_bit(&m, hashes);
+            seen.push(confidence);
+            for mut table in m.tables_mut() {
+                table.learn_nibble(&located, 0b1000);
+            }
         }
         // Every context has seen the node as often: levels 1 (seen once or twice), 2 (3 to 14
         // times), 3 (more) in each of the five counted contexts.
@@ -272,9 +357,7 @@ mod tests {
         // A context not counted (order 1) changes nothing.
         let mut other = hashes;
         other[context::ORDER_1] = mix64(99);
-        m.start_byte(&m.next_contexts(other));
-        m.start_nibble(1);
-        assert_eq!(m.confidence(), all(3));
+        assert_eq!(first_bit(&m, other).0, all(3));
     }
 
     #[test]

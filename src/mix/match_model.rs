@@ -54,13 +54,73 @@ struct Cursor {
     missed: bool,
     /// The byte the match predicts, while `len > 0`.
     predicted: u8,
-    /// Whether the bits of the current byte so far agree with `predicted`.
-    agrees: bool,
     /// Bytes of the stream's current segment pushed so far, counted up to `MIN_MATCH`.
     segment_bytes: usize,
     /// The table entry of the last `MIN_MATCH` bytes, read and rewritten by `start_byte` (kept
     /// apart from `push` so the entry's cache miss overlaps other work).
     pending: Option<usize>,
+}
+
+/// What the match model predicts for one stream's next byte, fixed when its previous byte was
+/// learned: a stream codes its byte from this copy while other streams code theirs.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct MatchView {
+    /// Length of the running match in bytes (0 = none).
+    len: u32,
+    /// Whether the last byte contradicted the match then running.
+    missed: bool,
+    /// The byte the match predicts, while `len > 0`.
+    predicted: u8,
+}
+
+/// The match's prediction along the bits of one byte: it holds while the bits coded so far
+/// agree with the predicted byte.
+#[derive(Clone, Copy, Debug)]
+pub struct MatchBits {
+    view: MatchView,
+    agrees: bool,
+}
+
+impl MatchBits {
+    /// Starts a byte predicted by `view`.
+    pub fn new(view: MatchView) -> MatchBits {
+        MatchBits {
+            view,
+            agrees: view.len > 0,
+        }
+    }
+
+    /// The mixer's view of the match: its length bucket, 0 when there is none or the byte's
+    /// bits so far have left it.
+    pub fn state(&self) -> usize {
+        if self.agrees {
+            length_bucket(self.view.len)
+        } else {
+            0
+        }
+    }
+
+    /// The stretched probability that the next bit is 1 as the match sees it (0 when there is
+    /// no match), `done` bits of the byte known, and the confidence counter it read, which
+    /// `MatchModel::learn` trains.
+    #[inline]
+    pub fn predict(&self, model: &MatchModel, done: u32) -> (i32, Option<u8>) {
+        if !self.agrees {
+            return (0, None);
+        }
+        let v = &self.view;
+        let bit = usize::from((v.predicted >> (7 - done)) & 1);
+        let ctx = (length_bucket(v.len) * 2 + usize::from(v.missed)) * 2 + bit;
+        (stretch(counter::p12(model.counters[ctx])), Some(ctx as u8))
+    }
+
+    /// Follows the coded `bit`, the `done`-th of the byte (0-based).
+    #[inline]
+    pub fn see(&mut self, done: u32, bit: u8) {
+        if self.agrees && (self.view.predicted >> (7 - done)) & 1 != bit {
+            self.agrees = false;
+        }
+    }
 }
 
 /// The match model of all streams of a frame.
@@ -75,11 +135,7 @@ pub struct MatchModel {
     table: Vec<u32>,
     stream_bits: u32,
     cursors: Vec<Cursor>,
-    /// The stream whose byte is being coded.
-    current: usize,
     counters: Vec<u32>,
-    /// Counter used for the current bit, if a prediction was made.
-    active: Option<usize>,
 }
 
 /// Ring bytes per stream for `history_bytes` of history shared by `streams` streams.
@@ -106,9 +162,7 @@ impl MatchModel {
             table: vec![0; table_len(table_bytes)],
             stream_bits: streams.next_power_of_two().ilog2(),
             cursors: vec![Cursor::default(); streams],
-            current: 0,
             counters: vec![0; LENGTH_BUCKETS * 4],
-            active: None,
         }
     }
 
@@ -125,49 +179,27 @@ impl MatchModel {
         self.rings[stream * self.ring + (pos as usize & (self.ring - 1))]
     }
 
-    /// The mixer's view of the match: its length bucket, 0 when there is none or the byte's bits
-    /// so far have left it.
-    pub fn state(&self) -> usize {
-        let c = &self.cursors[self.current];
-        if c.len > 0 && c.agrees {
-            length_bucket(c.len)
-        } else {
-            0
+    /// What the match predicts for `stream`'s next byte.
+    pub fn view(&self, stream: usize) -> MatchView {
+        let c = &self.cursors[stream];
+        MatchView {
+            len: c.len,
+            missed: c.missed,
+            predicted: c.predicted,
         }
     }
 
-    /// The stretched probability that the next bit is 1 as the match sees it (0 when there is
-    /// no match); `done` bits of the byte are known.
+    /// Trains the confidence counter `ctx` (from `MatchBits::predict`) on the coded `bit`.
     #[inline]
-    pub fn predict(&mut self, done: u32) -> i32 {
-        let c = &self.cursors[self.current];
-        if c.len == 0 || !c.agrees {
-            self.active = None;
-            return 0;
-        }
-        let bit = usize::from((c.predicted >> (7 - done)) & 1);
-        let ctx = (length_bucket(c.len) * 2 + usize::from(c.missed)) * 2 + bit;
-        self.active = Some(ctx);
-        stretch(counter::p12(self.counters[ctx]))
+    pub fn learn(&mut self, ctx: u8, bit: u8) {
+        let c = &mut self.counters[usize::from(ctx)];
+        *c = counter::update(*c, bit, COUNT_LIMIT);
     }
 
-    /// Trains on the coded `bit`, the `done`-th of the byte (0-based).
-    #[inline]
-    pub fn learn(&mut self, done: u32, bit: u8) {
-        if let Some(ctx) = self.active {
-            self.counters[ctx] = counter::update(self.counters[ctx], bit, COUNT_LIMIT);
-        }
-        let c = &mut self.cursors[self.current];
-        if c.agrees && (c.predicted >> (7 - done)) & 1 != bit {
-            c.agrees = false;
-        }
-    }
-
-    /// Appends the coded byte of the current stream and extends or ends its running match;
-    /// `last8` is the stream's last 8 bytes, `byte` the lowest. The stream's next
-    /// `start_byte` finishes it.
-    pub fn push(&mut self, byte: u8, last8: u64) {
-        let s = self.current;
+    /// Appends the coded byte of `stream` and extends or ends its running match; `last8` is
+    /// the stream's last 8 bytes, `byte` the lowest. The stream's `start_byte` finishes it.
+    pub fn push(&mut self, stream: usize, byte: u8, last8: u64) {
+        let s = stream;
         let slot = s * self.ring + (self.cursors[s].pos as usize & (self.ring - 1));
         self.rings[slot] = byte;
         let c = &mut self.cursors[s];
@@ -191,7 +223,6 @@ impl MatchModel {
             }
         }
         let c = &mut self.cursors[s];
-        c.agrees = c.len > 0;
         c.segment_bytes = (c.segment_bytes + 1).min(MIN_MATCH);
         if c.segment_bytes >= MIN_MATCH {
             let key = mix64(last8 & (u64::MAX >> (64 - 8 * MIN_MATCH as u32)));
@@ -218,16 +249,15 @@ impl MatchModel {
         c.segment_bytes = 0;
     }
 
-    /// Starts a byte of `stream`, finishing its last `push`: without a running match, looks
-    /// for one where its last `MIN_MATCH` bytes occurred before; then records that they occur
-    /// here.
+    /// Prepares `stream`'s next byte, finishing its last `push`: without a running match,
+    /// looks for one where its last `MIN_MATCH` bytes occurred before; then records that they
+    /// occur here.
     pub fn start_byte(&mut self, stream: usize) {
-        self.current = stream;
         let Some(entry) = self.cursors[stream].pending.take() else {
             return;
         };
         if self.cursors[stream].len == 0 {
-            self.find(self.table[entry]);
+            self.find(stream, self.table[entry]);
         }
         // The position's low bits are enough: a ring is far shorter than 2^(32 − stream_bits)
         // (at most 2^26 bytes of history in all, or `MIN_RING` for each of 2^16 streams), so
@@ -237,12 +267,11 @@ impl MatchModel {
     }
 
     /// Verifies the candidate `entry` (a stream and the low bits of a position in it) against
-    /// the rings and starts a match of the length that really agrees.
-    fn find(&mut self, entry: u32) {
+    /// the rings and starts a match of `s` of the length that really agrees.
+    fn find(&mut self, s: usize, entry: u32) {
         if entry == 0 {
             return;
         }
-        let s = self.current;
         let source = (entry & ((1 << self.stream_bits) - 1)) as usize;
         let stored = entry >> self.stream_bits;
         let end = self.cursors[source].pos;
@@ -273,7 +302,6 @@ impl MatchModel {
             c.source = source;
             c.ptr = cand;
             c.predicted = predicted;
-            c.agrees = true;
         }
     }
 }
@@ -290,7 +318,7 @@ mod tests {
             model.start_byte(stream);
             running = model.cursors[stream].len > 0;
             *last8 = (*last8 << 8) | u64::from(b);
-            model.push(b, *last8);
+            model.push(stream, b, *last8);
         }
         running
     }

@@ -6,7 +6,7 @@
 //! blend can differ by bit position or by how long the current match is. Training is the
 //! gradient of coding cost: `w += lr · x · (bit − p)`, in integers with round-half-up.
 
-use super::logistic::{PROB_ONE, STRETCH_LIMIT, squash};
+use super::logistic::{STRETCH_LIMIT, squash};
 use crate::fixed::round_shift;
 
 /// Fraction bits of a weight.
@@ -20,14 +20,12 @@ const STEP_SHIFT: u32 = 16;
 pub const MAX_RATE: i32 = 256;
 
 /// A mixer of `N` inputs with a number of weight sets fixed at creation. The input count is a
-/// type parameter so the dot product and the update compile to fixed, unrolled loops.
+/// type parameter so the dot product and the update compile to fixed, unrolled loops. Mixing
+/// only reads the weights, so any number of streams may mix with them at once; training, given
+/// what a mix returned, is applied later in a fixed order.
 #[derive(Clone, Debug)]
 pub struct Mixer<const N: usize> {
     weights: Vec<[i32; N]>,
-    /// Start of the weight set chosen for the current bit.
-    selected: usize,
-    /// The current bit's 12-bit prediction, kept for training.
-    p: i32,
 }
 
 impl<const N: usize> Mixer<N> {
@@ -40,39 +38,34 @@ impl<const N: usize> Mixer<N> {
     pub fn new(sets: usize, initial: i32) -> Mixer<N> {
         Mixer {
             weights: vec![[initial; N]; sets],
-            selected: 0,
-            p: PROB_ONE / 2,
         }
     }
 
     /// Mixes `x` with weight set `set` and returns the Q8 log-odds of the result, within
     /// `±STRETCH_LIMIT`. `set` must be below the mixer's set count.
     #[inline]
-    pub fn mix(&mut self, x: &[i32; N], set: usize) -> i32 {
-        self.selected = set;
+    pub fn mix(&self, x: &[i32; N], set: usize) -> i32 {
         let w = &self.weights[set];
         let dot: i64 = x
             .iter()
             .zip(w)
             .map(|(&x, &w)| i64::from(x) * i64::from(w))
             .sum();
-        let st =
-            round_shift(dot, WEIGHT_FRAC).clamp(-STRETCH_LIMIT as i64, STRETCH_LIMIT as i64) as i32;
-        self.p = squash(st);
-        st
+        round_shift(dot, WEIGHT_FRAC).clamp(-STRETCH_LIMIT as i64, STRETCH_LIMIT as i64) as i32
     }
 
-    /// Trains the weight set used by the last `mix` on the coded `bit`, with learning rate
-    /// `rate` (units of 2^-12, in `0..=MAX_RATE`), given the same inputs `x`.
+    /// Trains weight set `set` on the coded `bit`, with learning rate `rate` (units of 2^-12,
+    /// in `0..=MAX_RATE`), given the inputs `x` it mixed and what `mix` returned for them
+    /// (`mixed`, even if the weights have moved since).
     #[inline]
-    pub fn learn(&mut self, x: &[i32; N], bit: u8, rate: i32) {
+    pub fn learn(&mut self, x: &[i32; N], set: usize, mixed: i32, bit: u8, rate: i32) {
         debug_assert!((0..=MAX_RATE).contains(&rate));
         // In `i32` because it is exact there, and the update of whole weight sets then
         // vectorises: `p` is in 1..=4095, so |err| ≤ 4095 · MAX_RATE, and with |x| ≤
         // STRETCH_LIMIT, |x · err| + 2^15 ≤ 2047 · 4095 · 256 + 2^15 < 2^31. The weights are
         // within ±WEIGHT_LIMIT = ±2^21 and a step within ±2^15, so their sum fits too.
-        let err = ((i32::from(bit) << 12) - self.p) * rate;
-        let w = &mut self.weights[self.selected];
+        let err = ((i32::from(bit) << 12) - squash(mixed)) * rate;
+        let w = &mut self.weights[set];
         // Into a fresh array, then stored whole: a form the compiler vectorises.
         let mut next = [0; N];
         for i in 0..N {
@@ -263,8 +256,8 @@ mod tests {
             let good = stretch(if bit == 1 { 3686 } else { 410 });
             let noise = stretch((rng.next() % 4000 + 48) as i32);
             let x = [good, noise];
-            m.mix(&x, 0);
-            m.learn(&x, bit, 96);
+            let mixed = m.mix(&x, 0);
+            m.learn(&x, 0, mixed, bit, 96);
         }
         let [good, noise] = m.weights[0];
         assert!(good > 3 * noise.abs(), "{:?}", m.weights);

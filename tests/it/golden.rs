@@ -23,10 +23,15 @@ fn archive_path(case: &str) -> PathBuf {
         .join(format!("tests/golden/v{FORMAT_VERSION}-{case}.nng"))
 }
 
-/// The golden cases: level 1 in the schedule's one stream, and in 13 streams, which guards the
+/// The golden cases: level 1 in the schedule's one stream; in 13 streams, which guards the
 /// bits of the streams' shared mixing stage and of the learning rates' width scaling too (the
-/// LSTM's, and the mixers', which only blocks of more than 8 streams slow).
-const CASES: [(&str, Option<u32>); 2] = [("level1", None), ("level1-13streams", Some(13))];
+/// LSTM's, and the mixers', which only blocks of more than 8 streams slow); and in 96 streams,
+/// whose blocks have three coders (`format::Coders`).
+const CASES: [(&str, Option<u32>); 3] = [
+    ("level1", None),
+    ("level1-13streams", Some(13)),
+    ("level1-96streams", Some(96)),
+];
 
 const HOW_TO_REGENERATE: &str = "If the change to the archive's bits is intended, bump \
     FORMAT_VERSION in src/format/mod.rs (and FORMAT.md), then write the new golden archive with \

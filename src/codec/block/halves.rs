@@ -11,7 +11,7 @@
 use std::collections::VecDeque;
 use std::sync::mpsc;
 
-use super::{BlockPlan, PROGRESS_INTERVAL, as_table, ends_window, train, with_coder};
+use super::{BlockPlan, PROGRESS_INTERVAL, ends_window, train, with_coder};
 use crate::backend::Backend;
 use crate::error::Error;
 use crate::fixed::SYMBOLS;
@@ -120,7 +120,7 @@ pub(super) fn run_in_halves(
     plan: &BlockPlan,
     seg: &Segments,
     progress: &mut dyn FnMut(u64),
-    mut code: impl FnMut(usize, usize, &[u32; SYMBOLS]) -> Result<u8, Error> + Send,
+    mut code: impl FnMut(usize, usize, &[u32], &mut [u8]) -> Result<(), Error> + Send,
 ) -> Result<(), Error> {
     let window = plan.params.window as usize;
     let half = seg.streams().div_ceil(2);
@@ -130,11 +130,11 @@ pub(super) fn run_in_halves(
         let coder = scope.spawn(move || -> Result<(), Error> {
             // A closed channel means the model is done, or failed and reports it.
             while let Ok(mut part) = parts_rx.recv() {
-                part.symbols.clear();
-                for (s, table) in (part.first..).zip(part.tables.chunks_exact(SYMBOLS)) {
-                    part.symbols
-                        .push(code(s, seg.offset(s, part.step), as_table(table)?)?);
+                if part.tables.len() % SYMBOLS != 0 {
+                    return Err(Error::InvalidTable);
                 }
+                part.symbols.resize(part.tables.len() / SYMBOLS, 0);
+                code(part.step, part.first, &part.tables, &mut part.symbols)?;
                 if back_tx.send(part).is_err() {
                     break;
                 }

@@ -33,17 +33,25 @@ fn plan(len: usize, streams: u32) -> BlockPlan {
 /// One `code` call: stream, offset, and a digest of the table it got.
 type Call = (usize, usize, u64);
 
-/// A stand-in for the range decoder: "decodes" a symbol that depends on the table, so that a
-/// table computed from wrong inputs changes everything after it, and records the call.
+/// A stand-in for the range decoder of a block cut as `seg`: "decodes" symbols that depend on
+/// their tables, so that a table computed from wrong inputs changes everything after it, and
+/// records a call per byte.
 fn fake_decoder(
+    seg: Segments,
     calls: &mut Vec<Call>,
-) -> impl FnMut(usize, usize, &[u32; SYMBOLS]) -> Result<u8, Error> + Send + '_ {
-    move |stream, offset, table| {
-        let digest = table
-            .iter()
-            .fold(0u64, |d, &f| d.rotate_left(5) ^ u64::from(f));
-        calls.push((stream, offset, digest));
-        Ok(b'a' + (digest % 7) as u8)
+) -> impl FnMut(usize, usize, &[u32], &mut [u8]) -> Result<(), Error> + Send + '_ {
+    move |step, first, tables, symbols| {
+        for ((s, table), symbol) in (first..)
+            .zip(tables.chunks_exact(SYMBOLS))
+            .zip(symbols.iter_mut())
+        {
+            let digest = table
+                .iter()
+                .fold(0u64, |d, &f| d.rotate_left(5) ^ u64::from(f));
+            calls.push((s, seg.offset(s, step), digest));
+            *symbol = b'a' + (digest % 7) as u8;
+        }
+        Ok(())
     }
 }
 
@@ -64,7 +72,7 @@ fn halves_make_the_same_calls_and_train_the_same_model() {
             &plan,
             &seg,
             &mut |_| {},
-            fake_decoder(&mut want),
+            fake_decoder(seg, &mut want),
         )
         .unwrap();
         halves::run_in_halves(
@@ -72,7 +80,7 @@ fn halves_make_the_same_calls_and_train_the_same_model() {
             &plan,
             &seg,
             &mut |_| {},
-            fake_decoder(&mut got),
+            fake_decoder(seg, &mut got),
         )
         .unwrap();
         assert_eq!(want.len(), len);
@@ -95,12 +103,15 @@ fn a_failing_decoder_ends_the_block_with_its_error() {
     // The first call, one inside a window, and the last before a window's training.
     for fail_at in [0, 13, 4 * 9 - 1, len - 1] {
         let mut calls = 0;
-        let failing = |_: usize, _: usize, _: &[u32; SYMBOLS]| {
-            calls += 1;
-            match calls > fail_at {
-                true => Err(Error::CorruptPayload),
-                false => Ok(b'x'),
+        let failing = |_: usize, _: usize, _: &[u32], symbols: &mut [u8]| {
+            for symbol in symbols {
+                calls += 1;
+                if calls > fail_at {
+                    return Err(Error::CorruptPayload);
+                }
+                *symbol = b'x';
             }
+            Ok(())
         };
         let mut twin = CpuBackend::new(&PARAMS);
         let result =
@@ -153,7 +164,7 @@ fn a_failing_model_ends_the_block_with_its_error() {
             &plan(len, streams),
             &seg,
             &mut |_| {},
-            fake_decoder(&mut calls),
+            fake_decoder(seg, &mut calls),
         );
         assert!(
             matches!(result, Err(Error::Gpu(_))),
