@@ -227,6 +227,16 @@ struct Learned {
 pub struct MixingStage {
     learned: Learned,
     streams: Vec<Stream>,
+    scratch: Scratch,
+}
+
+/// Buffers a step's learning reuses, so that no step allocates.
+#[derive(Clone, Debug, Default)]
+struct Scratch {
+    /// The streams that coded a byte in the step, in order.
+    coded: Vec<usize>,
+    /// The mixers' learning rates (first layer, final mixer) for each of the step's bits.
+    rates: Vec<[i32; 2]>,
 }
 
 /// One coder's share of a step: consecutive streams, their tables and their bytes.
@@ -267,6 +277,7 @@ impl MixingStage {
                 rates: MixerRates::new(MIXER_RATES),
             },
             streams,
+            scratch: Scratch::default(),
         }
     }
 
@@ -341,20 +352,9 @@ impl MixingStage {
             s += run;
         }
         let learned = &self.learned;
-        let run = |task: Task<C>| -> Result<(), CoderError> {
-            let tables = task.tables.chunks_exact(SYMBOLS);
-            for ((stream, table), symbol) in task.streams.iter_mut().zip(tables).zip(task.symbols) {
-                let table = table.try_into().expect("chunks of SYMBOLS");
-                *symbol = learned.code_byte(stream, table, *symbol, task.coder)?;
-            }
-            Ok(())
-        };
-        if tasks.len() == 1 {
-            return tasks.pop().map_or(Ok(()), run);
-        }
         tasks
             .into_par_iter()
-            .map(run)
+            .map(|task| learned.code_bytes(task.streams, task.tables, task.symbols, task.coder))
             .collect::<Vec<_>>()
             .into_iter()
             .collect()
@@ -365,21 +365,17 @@ impl MixingStage {
     /// (each context's table, each mixer, each APM, the match model), on rayon's pool when the
     /// step is wide enough to pay for it; each part takes the bytes in stream order either way.
     pub fn end_step(&mut self) {
-        let coded: Vec<(usize, &ByteLog)> = self
-            .streams
-            .iter()
-            .enumerate()
-            .filter(|(_, stream)| stream.coded)
-            .map(|(s, stream)| (s, &stream.log))
-            .collect();
+        let Scratch { coded, rates } = &mut self.scratch;
+        coded.clear();
+        coded.extend((0..self.streams.len()).filter(|&s| self.streams[s].coded));
         let learned = &mut self.learned;
-        let rates: Vec<[i32; 2]> = (0..coded.len() * 8)
-            .map(|_| learned.rates.next_bit())
-            .collect();
+        rates.clear();
+        rates.extend((0..coded.len() * 8).map(|_| learned.rates.next_bit()));
+        let (streams, coded, rates) = (&self.streams, &coded[..], &rates[..]);
         if coded.len() >= PARALLEL_LEARNING_STREAMS {
-            rayon::scope(|scope| learned.learn(&coded, &rates, Some(scope)));
+            rayon::scope(|scope| learned.learn(streams, coded, rates, Some(scope)));
         } else {
-            learned.learn(&coded, &rates, None);
+            learned.learn(streams, coded, rates, None);
         }
         for (s, stream) in self.streams.iter_mut().enumerate() {
             if stream.coded {
@@ -406,6 +402,23 @@ fn run_on<'scope>(scope: Option<&rayon::Scope<'scope>>, job: impl FnOnce() + Sen
 }
 
 impl Learned {
+    /// Codes the next byte of each of `streams` in turn (`code_byte`), with its table out of
+    /// `tables` and its byte in `symbols`.
+    fn code_bytes(
+        &self,
+        streams: &mut [Stream],
+        tables: &[u32],
+        symbols: &mut [u8],
+        coder: &mut impl BitCoder,
+    ) -> Result<(), CoderError> {
+        let tables = tables.chunks_exact(SYMBOLS);
+        for ((stream, table), symbol) in streams.iter_mut().zip(tables).zip(symbols) {
+            let table = table.try_into().expect("chunks of SYMBOLS");
+            *symbol = self.code_byte(stream, table, *symbol, coder)?;
+        }
+        Ok(())
+    }
+
     /// Codes the next byte of `stream` through `coder` from what the stage has learned, and
     /// keeps what it read in the stream's log for the step's learning. `table` is the LSTM's
     /// frequency table for this byte; `byte` is the byte to encode (a decoder passes
@@ -523,27 +536,38 @@ impl Learned {
         ((p + order0 + 3 * order1 + 3 * order2 + 4) >> 3).clamp(1, logistic::PROB_ONE - 1)
     }
 
-    /// Trains every part on the bytes `coded` (stream, log), in that order, each byte's bits
-    /// from the top; `rates` holds the mixers' rates for each of their bits in turn. Each
-    /// part runs as one job (on `scope`'s pool if given), the match model here.
+    /// Trains every part on the bytes of `streams` numbered in `coded`, in that order, each
+    /// byte's bits from the top; `rates` holds the mixers' rates for each of their bits in
+    /// turn. Each part runs as one job (on `scope`'s pool if given), the match model here.
     fn learn<'a>(
         &'a mut self,
-        coded: &'a [(usize, &'a ByteLog)],
+        streams: &'a [Stream],
+        coded: &'a [usize],
         rates: &'a [[i32; 2]],
         scope: Option<&rayon::Scope<'a>>,
     ) {
-        let bits = || {
-            coded.iter().flat_map(|(_, log)| {
+        let logs = || coded.iter().map(|&s| &streams[s].log);
+        let bits = move || {
+            logs().flat_map(|log| {
                 (0..8).map(move |done| (&log.bits[done], (log.byte >> (7 - done)) & 1))
             })
         };
+        for (b, bit) in bits() {
+            if let Some(counter) = b.match_counter {
+                self.matches.learn(counter, bit);
+            }
+        }
+        for &s in coded {
+            let log = &streams[s].log;
+            self.matches.push(s, log.byte, log.last8);
+        }
         for mut table in self.contexts.tables_mut() {
             run_on(scope, move || {
                 // The groups a few bytes ahead start loading while these learn: a wide
                 // step's groups were last read long before.
-                for (k, (_, log)) in coded.iter().enumerate() {
-                    if let Some((_, ahead)) = coded.get(k + LEARN_AHEAD) {
-                        table.prefetch(&ahead.nibbles);
+                for (k, log) in logs().enumerate() {
+                    if let Some(&ahead) = coded.get(k + LEARN_AHEAD) {
+                        table.prefetch(&streams[ahead].log.nibbles);
                     }
                     table.learn_nibble(&log.nibbles[0], log.byte >> 4);
                     table.learn_nibble(&log.nibbles[1], log.byte & 15);
@@ -570,16 +594,10 @@ impl Learned {
                 }
             });
         }
-        for (b, bit) in bits() {
-            if let Some(counter) = b.match_counter {
-                self.matches.learn(counter, bit);
-            }
-        }
-        for &(s, log) in coded {
-            self.matches.push(s, log.byte, log.last8);
-        }
-        // Every stream's byte is in its ring before any looks for a match.
-        for &(s, _) in coded {
+        // Every stream's byte is in its ring before any looks for a match; the other parts'
+        // learning runs in between (here, or beside it on the pool), while the table entries
+        // the pushes located load.
+        for &s in coded {
             self.matches.start_byte(s);
         }
     }
