@@ -100,6 +100,8 @@ fn samples() -> Vec<Sample> {
     for (original, streams) in [
         (text[1000..1256].to_vec(), None),
         (text[5000..5256].to_vec(), Some(3)),
+        // Two coders a block: their lengths are damaged too.
+        (text[9000..9512].to_vec(), Some(64)),
         (Vec::new(), None),
         (b"x".to_vec(), None),
     ] {

@@ -43,20 +43,25 @@ fn several_streams_of_uneven_length_agree_across_backends() {
     if !gpu_available() {
         return;
     }
-    // 1,001 bytes in 4 streams: segments of 251, 251, 251 and 248 bytes.
+    // 1,001 bytes in 4 streams: segments of 251, 251, 251 and 248 bytes; in 96 streams,
+    // segments of 11 bytes (the last 46 streams with none) shared by three coders.
     let text = &alice()[..1001];
-    let streams = |backend| Options {
-        streams: Some(4),
-        ..options(2, backend)
-    };
-    let on_cpu = compress(text, &streams(BackendChoice::Cpu)).unwrap();
-    let on_gpu = compress(text, &streams(BackendChoice::Gpu)).unwrap();
-    assert!(
-        on_gpu.bytes == on_cpu.bytes,
-        "archives differ between backends"
-    );
-    let back = decompress(&on_gpu.bytes, &options(2, BackendChoice::Cpu)).unwrap();
-    assert!(back.bytes == text);
+    for count in [4, 96] {
+        let streams = |backend| Options {
+            streams: Some(count),
+            ..options(2, backend)
+        };
+        let on_cpu = compress(text, &streams(BackendChoice::Cpu)).unwrap();
+        let on_gpu = compress(text, &streams(BackendChoice::Gpu)).unwrap();
+        assert!(
+            on_gpu.bytes == on_cpu.bytes,
+            "{count} streams: archives differ between backends"
+        );
+        let back = decompress(&on_gpu.bytes, &options(2, BackendChoice::Cpu)).unwrap();
+        assert!(back.bytes == text, "{count} streams");
+        let back = decompress(&on_cpu.bytes, &options(2, BackendChoice::Gpu)).unwrap();
+        assert!(back.bytes == text, "{count} streams");
+    }
 }
 
 #[test]

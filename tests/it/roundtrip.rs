@@ -2,6 +2,7 @@
 //! digit data and real text, and determinism.
 
 use super::util::{Rng, alice, bits_per_byte, cpu, digits, pack, round_trip, unpack};
+use nngpu::Options;
 use nngpu::format::listing::Listing;
 use nngpu::format::{FRAME_HEADER_LEN, RECORD_LEN};
 
@@ -124,6 +125,30 @@ fn same_input_gives_identical_archives() {
     );
     assert_eq!(pack(text, 4), pack(text, 4), "level 4 differs between runs");
     assert_eq!(unpack(&first).unwrap(), text);
+}
+
+#[test]
+fn blocks_of_several_coders_are_the_same_on_any_number_of_threads() {
+    // 96 streams: three coders a block, whose streams the mixing stage codes at once on as
+    // many of rayon's threads as there are; 12 KB make 125-byte segments.
+    let text = &alice()[..12_000];
+    let options = Options {
+        streams: Some(96),
+        ..cpu(1)
+    };
+    let pool = |threads| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap()
+    };
+    let one = pool(1).install(|| nngpu::compress(text, &options).unwrap().bytes);
+    let four = pool(4).install(|| nngpu::compress(text, &options).unwrap().bytes);
+    assert!(one == four, "one thread and four wrote different archives");
+    let back = pool(4).install(|| nngpu::decompress(&one, &options).unwrap().bytes);
+    assert!(back == text, "decoded on four threads: other data");
+    let back = pool(1).install(|| nngpu::decompress(&four, &options).unwrap().bytes);
+    assert!(back == text, "decoded on one thread: other data");
 }
 
 #[test]
