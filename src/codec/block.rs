@@ -1,5 +1,5 @@
 //! One block through the model: the input cut into streams, the LSTM run step by step on a
-//! backend, and each byte coded through its stream's mixing stage. The encoder and the
+//! backend, and each step's bytes coded through the frame's mixing stage. The encoder and the
 //! decoder share this one schedule (`run_block`), which is what keeps their models in lockstep.
 
 mod halves;
