@@ -305,9 +305,14 @@ fn details(listing: &Listing) -> String {
             parts.join(", "),
         ));
         for (j, b) in frame.blocks.iter().enumerate() {
+            let stored = match b.coders() {
+                0 => format!("stored raw in {} bytes", b.coded_bytes),
+                1 => format!("coded in {} bytes", b.coded_bytes),
+                n => format!("coded in {} bytes by {n} coders", b.coded_bytes),
+            };
             out.push_str(&format!(
-                "    block {j}        {} bytes coded in {} bytes, {} streams\n",
-                b.original_bytes, b.coded_bytes, b.streams
+                "    block {j}        {} bytes {stored}, {} streams\n",
+                b.original_bytes, b.streams
             ));
         }
     }

@@ -7,7 +7,7 @@
 
 use std::fmt::Write as _;
 
-use super::{ArchiveReader, BlockKind, FORMAT_VERSION, FrameHeader, Record};
+use super::{ArchiveReader, BlockKind, Coders, FORMAT_VERSION, FrameHeader, Record};
 use crate::error::Error;
 use crate::model::memory::{ModelMemory, model_state};
 
@@ -55,6 +55,15 @@ impl BlockListing {
     /// Decoder steps the block takes: one per byte of its longest stream.
     pub fn steps(&self) -> u64 {
         self.original_bytes.div_ceil(u64::from(self.streams.max(1)))
+    }
+
+    /// Arithmetic coders a coded block's payload holds (`Coders`): how many cores its decoder
+    /// can code each step on; 0 for a raw block.
+    pub fn coders(&self) -> usize {
+        match self.raw {
+            true => 0,
+            false => Coders::new(self.streams as usize).count(),
+        }
     }
 }
 
@@ -250,11 +259,12 @@ fn frame_json(out: &mut String, frame: &FrameListing) {
     for (i, b) in frame.blocks.iter().enumerate() {
         let _ = write!(
             out,
-            "{}{{\"bytes\":{},\"coded_bytes\":{},\"streams\":{},\"steps\":{},\"raw\":{}}}",
+            "{}{{\"bytes\":{},\"coded_bytes\":{},\"streams\":{},\"coders\":{},\"steps\":{},\"raw\":{}}}",
             if i > 0 { "," } else { "" },
             b.original_bytes,
             b.coded_bytes,
             b.streams,
+            b.coders(),
             b.steps(),
             b.raw
         );
@@ -403,7 +413,7 @@ mod tests {
             "\"decoder_memory\":{\"weights\":".into(),
             format!("\"frames\":[{{\"offset\":0,\"bytes\":{len},"),
             format!(
-                "\"blocks\":[{{\"bytes\":1000,\"coded_bytes\":{coded},\"streams\":1,\"steps\":1000,\"raw\":false}}]"
+                "\"blocks\":[{{\"bytes\":1000,\"coded_bytes\":{coded},\"streams\":1,\"coders\":1,\"steps\":1000,\"raw\":false}}]"
             ),
         ] {
             assert!(json.contains(&field), "{field} missing from {json}");
