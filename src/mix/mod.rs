@@ -317,9 +317,10 @@ impl MixingStage {
     /// once a step), bit by bit from the top: stream `s`'s byte with the LSTM's table
     /// `tables[(s − first) · 256..][..256]` through `coders[coder_of(s)]`, and leaves it in
     /// `symbols[s − first]`. An encoder passes the bytes to code in `symbols`; a decoder
-    /// passes anything, which its coders ignore. `coder_of` must not decrease with `s`. The
-    /// streams of each coder run on a thread of rayon's pool of their own, in stream order;
-    /// the result depends only on the bytes coded in earlier steps, never on the threads.
+    /// passes anything, which its coders ignore. `coder_of` must not decrease with `s`. With
+    /// more than one coder, the streams of each run on a thread of rayon's pool of their own,
+    /// in stream order; the result depends only on the bytes coded in earlier steps, never on
+    /// the threads.
     pub fn code_streams<C: BitCoder + Send>(
         &mut self,
         first: usize,
@@ -334,6 +335,15 @@ impl MixingStage {
             "one table per stream"
         );
         let end = first + symbols.len();
+        if end == first {
+            return Ok(());
+        }
+        // One coder: its streams on this thread, without the pool's hand-over.
+        if coder_of(first) == coder_of(end - 1) {
+            let coder = &mut coders[coder_of(first)];
+            let streams = &mut self.streams[first..end];
+            return self.learned.code_bytes(streams, tables, symbols, coder);
+        }
         let mut tasks: Vec<Task<C>> = Vec::new();
         let (mut streams, mut tables, mut symbols) =
             (&mut self.streams[first..end], tables, symbols);
