@@ -62,6 +62,15 @@ impl Apm {
         }
     }
 
+    /// Starts loading sample `nearest` (from `refine`) into the cache (a hint with no effect
+    /// on any value), for a `learn` to come.
+    #[inline(always)]
+    pub fn prefetch_sample(&self, nearest: u32) {
+        if let Some(sample) = self.table.get(nearest as usize) {
+            table::prefetch(sample);
+        }
+    }
+
     /// Trains the sample `nearest` (from `refine`) on the coded `bit`.
     #[inline]
     pub fn learn(&mut self, nearest: u32, bit: u8) {

@@ -318,9 +318,9 @@ impl MixingStage {
     /// `tables[(s − first) · 256..][..256]` through `coders[coder_of(s)]`, and leaves it in
     /// `symbols[s − first]`. An encoder passes the bytes to code in `symbols`; a decoder
     /// passes anything, which its coders ignore. `coder_of` must not decrease with `s`. With
-    /// more than one coder, the streams of each run on a thread of rayon's pool of their own,
-    /// in stream order; the result depends only on the bytes coded in earlier steps, never on
-    /// the threads.
+    /// more than one coder and more than one thread in rayon's pool, the streams of each coder
+    /// run on a thread of the pool of their own, in stream order; the result depends only on
+    /// the bytes coded in earlier steps, never on the threads.
     pub fn code_streams<C: BitCoder + Send>(
         &mut self,
         first: usize,
@@ -344,6 +344,7 @@ impl MixingStage {
             let streams = &mut self.streams[first..end];
             return self.learned.code_bytes(streams, tables, symbols, coder);
         }
+        let parallel = rayon::current_num_threads() > 1;
         let mut tasks: Vec<Task<C>> = Vec::new();
         let (mut streams, mut tables, mut symbols) =
             (&mut self.streams[first..end], tables, symbols);
@@ -370,9 +371,14 @@ impl MixingStage {
             s += run;
         }
         let learned = &self.learned;
+        let code =
+            |task: Task<C>| learned.code_bytes(task.streams, task.tables, task.symbols, task.coder);
+        if !parallel {
+            return tasks.into_iter().try_for_each(code);
+        }
         tasks
             .into_par_iter()
-            .map(|task| learned.code_bytes(task.streams, task.tables, task.symbols, task.coder))
+            .map(code)
             .collect::<Vec<_>>()
             .into_iter()
             .collect()
@@ -390,7 +396,7 @@ impl MixingStage {
         rates.clear();
         rates.extend((0..coded.len() * 8).map(|_| learned.rates.next_bit()));
         let (streams, coded, rates) = (&self.streams, &coded[..], &rates[..]);
-        if coded.len() >= PARALLEL_LEARNING_STREAMS {
+        if coded.len() >= PARALLEL_LEARNING_STREAMS && rayon::current_num_threads() > 1 {
             rayon::scope(|scope| learned.learn(streams, coded, rates, Some(scope)));
         } else {
             learned.learn(streams, coded, rates, None);
@@ -404,8 +410,8 @@ impl MixingStage {
     }
 }
 
-/// Fewest streams in a step for which its parts learn on rayon's pool: below, a step's
-/// learning is too short for the pool's hand-overs.
+/// Fewest streams in a step for which its parts learn on rayon's pool (if it has more than
+/// one thread): below, a step's learning is too short for the pool's hand-overs.
 const PARALLEL_LEARNING_STREAMS: usize = 32;
 
 /// Bytes ahead whose context groups a table's learning starts loading.
@@ -607,7 +613,12 @@ impl Learned {
         });
         for (i, apm) in self.apms.iter_mut().enumerate() {
             run_on(scope, move || {
-                for (b, bit) in bits() {
+                // As for the tables: a wide step's samples were read long before.
+                let ahead = bits().skip(8 * LEARN_AHEAD);
+                for ((b, bit), next) in bits().zip(ahead.map(Some).chain(std::iter::repeat(None))) {
+                    if let Some((next, _)) = next {
+                        apm.prefetch_sample(next.apm_samples[i]);
+                    }
                     apm.learn(b.apm_samples[i], bit);
                 }
             });
