@@ -614,9 +614,9 @@ impl Learned {
         for (i, apm) in self.apms.iter_mut().enumerate() {
             run_on(scope, move || {
                 // As for the tables: a wide step's samples were read long before.
-                let ahead = bits().skip(8 * LEARN_AHEAD);
-                for ((b, bit), next) in bits().zip(ahead.map(Some).chain(std::iter::repeat(None))) {
-                    if let Some((next, _)) = next {
+                let mut ahead = bits().skip(8 * LEARN_AHEAD);
+                for (b, bit) in bits() {
+                    if let Some((next, _)) = ahead.next() {
                         apm.prefetch_sample(next.apm_samples[i]);
                     }
                     apm.learn(b.apm_samples[i], bit);
