@@ -105,7 +105,9 @@ impl Coders {
 }
 
 /// A minimal unsigned LEB128 number of at most 32 bits at the start of `bytes`, and the
-/// bytes after it.
+/// bytes after it. Read here rather than by a general LEB128 reader because the format allows
+/// one encoding of each length only (no needless zero bytes, nothing above 32 bits), as the
+/// strict reader allows one encoding of every field.
 fn read_length(bytes: &[u8]) -> Result<(usize, &[u8]), CodersError> {
     let mut value = 0u64;
     for (i, &b) in bytes.iter().enumerate().take(5) {
