@@ -31,12 +31,19 @@ pub fn check_memory(params: &ModelParams, options: &Options) -> Result<(), Error
 
 /// One block's bytes through the frame's mixing stage and the block's coders, part by part as
 /// `run_block` hands them over.
+///
+/// A step's learning (`MixingStage::end_step`) waits until the next part arrives, or the block
+/// ends (`finish`): the step's bytes go back to the model first, so a decoder's next model
+/// step, which needs only them, runs while the stage learns. The stage sees the same calls in
+/// the same order either way.
 struct BlockCoder<'a, C> {
     stage: &'a mut MixingStage,
     segments: Segments,
     coders: Coders,
     /// One coder per `coders` group.
     lanes: Vec<C>,
+    /// Whether a step is complete and its learning not yet done.
+    learning_due: bool,
 }
 
 impl<'a, C: BitCoder + Send> BlockCoder<'a, C> {
@@ -49,13 +56,22 @@ impl<'a, C: BitCoder + Send> BlockCoder<'a, C> {
             segments,
             coders: Coders::new(segments.streams()),
             lanes,
+            learning_due: false,
         }
+    }
+
+    /// Ends the block's last step and gives the coders back.
+    fn finish(self) -> Vec<C> {
+        if self.learning_due {
+            self.stage.end_step();
+        }
+        self.lanes
     }
 
     /// Codes step `step`'s bytes of streams `first..first + symbols.len()` (`run_block`'s
     /// `code`); `known` is the block's data when encoding or replaying, whose bytes it codes.
-    /// A stream's first step starts its segment (`MixingStage::start_segment`); the part that
-    /// completes a step ends it (`MixingStage::end_step`).
+    /// A stream's first step starts its segment (`MixingStage::start_segment`); the first part
+    /// after a complete step ends that step (`MixingStage::end_step`).
     fn code_part(
         &mut self,
         (step, first): (usize, usize),
@@ -63,6 +79,9 @@ impl<'a, C: BitCoder + Send> BlockCoder<'a, C> {
         symbols: &mut [u8],
         known: Option<&[u8]>,
     ) -> Result<(), CoderError> {
+        if std::mem::take(&mut self.learning_due) {
+            self.stage.end_step();
+        }
         let streams = first..first + symbols.len();
         if step == 0 {
             streams.clone().for_each(|s| self.stage.start_segment(s));
@@ -75,9 +94,7 @@ impl<'a, C: BitCoder + Send> BlockCoder<'a, C> {
         let coders = self.coders;
         self.stage
             .code_streams(first, tables, symbols, &mut self.lanes, |s| coders.of(s))?;
-        if streams.end == self.segments.active(step) {
-            self.stage.end_step();
-        }
+        self.learning_due = streams.end == self.segments.active(step);
         Ok(())
     }
 }
@@ -213,7 +230,11 @@ impl FrameEncoder {
                     .map_err(|_| Error::InvalidTable)
             },
         )?;
-        let parts: Vec<Vec<u8>> = block.lanes.into_iter().map(BinaryEncoder::finish).collect();
+        let parts: Vec<Vec<u8>> = block
+            .finish()
+            .into_iter()
+            .map(BinaryEncoder::finish)
+            .collect();
         model.advance(data);
         let payload = coders.join(&parts);
         let original_len = data.len() as u32;
@@ -303,6 +324,7 @@ impl FrameDecoder {
                             .map_err(|_| Error::InvalidTable)
                     },
                 )?;
+                block.finish();
             }
             BlockKind::Coded { streams } => {
                 out.clear();
@@ -337,7 +359,7 @@ impl FrameDecoder {
                         Ok(())
                     },
                 )?;
-                for lane in block.lanes {
+                for lane in block.finish() {
                     lane.finish().map_err(|_| Error::CorruptPayload)?;
                 }
             }
