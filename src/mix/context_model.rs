@@ -81,7 +81,19 @@ pub struct Located {
     /// The partial byte they are for; 0 (no partial byte has it) when stale.
     partial: u32,
     checks: [u32; CONTEXTS],
-    pairs: [[usize; 2]; CONTEXTS],
+    /// Each context's first candidate group (its first slot); the second follows it. In
+    /// `u32`, which holds any slot (tables of at most 2^30 bytes), since every byte of a step
+    /// keeps two of these until the step's learning.
+    pairs: [u32; CONTEXTS],
+}
+
+impl Located {
+    /// Context `i`'s two candidate groups (first slots).
+    #[inline(always)]
+    fn pair(&self, i: usize) -> [usize; 2] {
+        let first = self.pairs[i] as usize;
+        [first, first + GROUP]
+    }
 }
 
 /// Where one byte being coded stands in the tables: its contexts, each context's group for
@@ -146,8 +158,9 @@ impl ContextModels {
             ..Located::default()
         };
         for i in 0..CONTEXTS {
-            (found.checks[i], found.pairs[i]) = self.locate(i, hashes, partial);
-            let [a, b] = found.pairs[i];
+            let (check, [a, b]) = self.locate(i, hashes, partial);
+            found.checks[i] = check;
+            found.pairs[i] = a as u32;
             table::prefetch(&self.slots[a]);
             table::prefetch(&self.slots[b]);
         }
@@ -169,7 +182,7 @@ impl ContextModels {
     /// The group of `located` context `i` already holds, if any.
     #[inline(always)]
     fn found(&self, located: &Located, i: usize) -> Option<usize> {
-        let [a, b] = located.pairs[i];
+        let [a, b] = located.pair(i);
         if self.slots[a] == located.checks[i] {
             Some(a)
         } else if self.slots[b] == located.checks[i] {
@@ -213,7 +226,7 @@ impl ContextTable<'_> {
     #[inline(always)]
     pub fn prefetch(&self, nibbles: &[Located; 2]) {
         for located in nibbles {
-            for g in located.pairs[self.context] {
+            for g in located.pair(self.context) {
                 table::prefetch(&self.slots[g - self.first]);
             }
         }
@@ -224,7 +237,7 @@ impl ContextTable<'_> {
     /// group not in the table yet takes the less used of its two candidates, cleared, so a
     /// collision costs a fresh start rather than borrowed statistics.
     pub fn learn_nibble(&mut self, located: &Located, bits: u8) {
-        let [a, b] = located.pairs[self.context].map(|g| g - self.first);
+        let [a, b] = located.pair(self.context).map(|g| g - self.first);
         let check = located.checks[self.context];
         let base = if self.slots[a] == check {
             a
@@ -279,7 +292,9 @@ impl ContextCursor {
                 ..Located::default()
             };
             for i in 0..CONTEXTS {
-                (found.checks[i], found.pairs[i]) = models.locate(i, &self.hashes, partial);
+                let (check, [a, _]) = models.locate(i, &self.hashes, partial);
+                found.checks[i] = check;
+                found.pairs[i] = a as u32;
             }
             found
         };

@@ -827,7 +827,7 @@ mod tests {
     fn tables_stay_within_the_budget_plus_a_fixed_part_per_stream() {
         // Mixer weights and the smallest APMs take a fixed ~150 KiB; each stream under 2 KiB
         // (its history, next contexts, match cursor and smallest ring, and what its byte of a
-        // step read, about 1.2 KiB, kept for the step's learning); the rest follows the budget.
+        // step read, about 950 bytes, kept for the step's learning); the rest follows the budget.
         const FIXED: u64 = 192 << 10;
         const PER_STREAM: u64 = 2048;
         for mix_log2 in 16..=30u8 {
