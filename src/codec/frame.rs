@@ -83,8 +83,13 @@ impl<'a, C: BitCoder + Send> BlockCoder<'a, C> {
             self.stage.end_step();
         }
         let streams = first..first + symbols.len();
-        if step == 0 {
-            streams.clone().for_each(|s| self.stage.start_segment(s));
+        for s in streams.clone() {
+            if self
+                .segments
+                .starts_segment(s, self.segments.offset(s, step))
+            {
+                self.stage.start_segment(s);
+            }
         }
         if let Some(data) = known {
             for (s, symbol) in streams.clone().zip(symbols.iter_mut()) {

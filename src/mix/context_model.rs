@@ -182,14 +182,7 @@ impl ContextModels {
     /// The group of `located` context `i` already holds, if any.
     #[inline(always)]
     fn found(&self, located: &Located, i: usize) -> Option<usize> {
-        let [a, b] = located.pair(i);
-        if self.slots[a] == located.checks[i] {
-            Some(a)
-        } else if self.slots[b] == located.checks[i] {
-            Some(b)
-        } else {
-            None
-        }
+        holding(&self.slots, located.checks[i], located.pair(i))
     }
 
     /// Each context's table on its own, to learn from at once: the tables share nothing.
@@ -209,6 +202,18 @@ impl ContextModels {
             context += 1;
             table
         })
+    }
+}
+
+/// Which of the candidate groups `pair` (first slots in `slots`) holds `check`, if either.
+#[inline(always)]
+fn holding(slots: &[u32], check: u32, [a, b]: [usize; 2]) -> Option<usize> {
+    if slots[a] == check {
+        Some(a)
+    } else if slots[b] == check {
+        Some(b)
+    } else {
+        None
     }
 }
 
@@ -239,17 +244,13 @@ impl ContextTable<'_> {
     pub fn learn_nibble(&mut self, located: &Located, bits: u8) {
         let [a, b] = located.pair(self.context).map(|g| g - self.first);
         let check = located.checks[self.context];
-        let base = if self.slots[a] == check {
-            a
-        } else if self.slots[b] == check {
-            b
-        } else {
+        let base = holding(self.slots, check, [a, b]).unwrap_or_else(|| {
             let used = |g: usize| counter::count(self.slots[g + 1]);
             let victim = if used(b) < used(a) { b } else { a };
             self.slots[victim..victim + GROUP].fill(0);
             self.slots[victim] = check;
             victim
-        };
+        });
         let mut node = 1;
         for done in 0..4 {
             let bit = (bits >> (3 - done)) & 1;
@@ -287,16 +288,7 @@ impl ContextCursor {
         let located = if cached.partial == partial {
             cached
         } else {
-            let mut found = Located {
-                partial,
-                ..Located::default()
-            };
-            for i in 0..CONTEXTS {
-                let (check, [a, _]) = models.locate(i, &self.hashes, partial);
-                found.checks[i] = check;
-                found.pairs[i] = a as u32;
-            }
-            found
+            models.locate_nibble(&self.hashes, partial)
         };
         for i in 0..CONTEXTS {
             self.base[i] = models.found(&located, i).unwrap_or(models.unseen);

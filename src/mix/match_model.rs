@@ -62,7 +62,7 @@ struct Cursor {
 }
 
 /// What the match model predicts for one stream's next byte, fixed when its previous byte was
-/// learned: a stream codes its byte from this copy while other streams code theirs.
+/// learned: nothing changes it while a step's streams are coded.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct MatchView {
     /// Length of the running match in bytes (0 = none).

@@ -47,7 +47,7 @@ use apm::Apm;
 use context_model::{CONFIDENCE_LEVELS, ContextCursor, ContextModels, Located, NextContexts};
 use history::{CONTEXTS, History, Segment, context};
 use lstm_bits::LstmBits;
-use match_model::{LENGTH_BUCKETS, MatchBits, MatchModel, MatchView};
+use match_model::{LENGTH_BUCKETS, MatchBits, MatchModel};
 use mixer::{DecayingRate, Mixer, MixerRates};
 
 /// Inputs of the first-layer mixers: the LSTM, each context, the match model and a bias.
@@ -198,8 +198,6 @@ struct ByteLog {
 struct Stream {
     history: History,
     next: NextContexts,
-    /// What the match model predicts for the stream's next byte.
-    matched: MatchView,
     /// The segment the stream's bytes now belong to.
     segment: Segment,
     /// What coding the stream's byte of the current step read, while `coded`.
@@ -247,8 +245,10 @@ struct Scratch {
     rates: Vec<[i32; 2]>,
 }
 
-/// One coder's share of a step: consecutive streams, their tables and their bytes.
+/// One coder's share of a step: consecutive streams from `first` on, their tables and their
+/// bytes.
 struct Task<'a, C> {
+    first: usize,
     streams: &'a mut [Stream],
     tables: &'a [u32],
     symbols: &'a mut [u8],
@@ -267,7 +267,6 @@ impl MixingStage {
                 Stream {
                     history: History::default(),
                     next: contexts.next_contexts(History::default().hashes(segment)),
-                    matched: MatchView::default(),
                     segment,
                     log: ByteLog::default(),
                     coded: false,
@@ -310,7 +309,6 @@ impl MixingStage {
             .contexts
             .next_contexts(state.history.hashes(state.segment));
         self.learned.matches.start_segment(stream);
-        state.matched = self.learned.matches.view(stream);
     }
 
     /// Codes the step's bytes of streams `first..first + symbols.len()` (each stream at most
@@ -342,9 +340,10 @@ impl MixingStage {
         if coder_of(first) == coder_of(end - 1) {
             let coder = &mut coders[coder_of(first)];
             let streams = &mut self.streams[first..end];
-            return self.learned.code_bytes(streams, tables, symbols, coder);
+            return self
+                .learned
+                .code_bytes(first, streams, tables, symbols, coder);
         }
-        let parallel = rayon::current_num_threads() > 1;
         let mut tasks: Vec<Task<C>> = Vec::new();
         let (mut streams, mut tables, mut symbols) =
             (&mut self.streams[first..end], tables, symbols);
@@ -363,6 +362,7 @@ impl MixingStage {
                 .find(|&(c, _)| c == coder)
                 .expect("coder_of gives a coder that exists and never decreases");
             tasks.push(Task {
+                first: s,
                 streams: task_streams,
                 tables: task_tables,
                 symbols: task_symbols,
@@ -371,9 +371,16 @@ impl MixingStage {
             s += run;
         }
         let learned = &self.learned;
-        let code =
-            |task: Task<C>| learned.code_bytes(task.streams, task.tables, task.symbols, task.coder);
-        if !parallel {
+        let code = |task: Task<C>| {
+            learned.code_bytes(
+                task.first,
+                task.streams,
+                task.tables,
+                task.symbols,
+                task.coder,
+            )
+        };
+        if !pool_has_threads() {
             return tasks.into_iter().try_for_each(code);
         }
         tasks
@@ -396,26 +403,29 @@ impl MixingStage {
         rates.clear();
         rates.extend((0..coded.len() * 8).map(|_| learned.rates.next_bit()));
         let (streams, coded, rates) = (&self.streams, &coded[..], &rates[..]);
-        if coded.len() >= PARALLEL_LEARNING_STREAMS && rayon::current_num_threads() > 1 {
+        if coded.len() >= PARALLEL_LEARNING_STREAMS && pool_has_threads() {
             rayon::scope(|scope| learned.learn(streams, coded, rates, Some(scope)));
         } else {
             learned.learn(streams, coded, rates, None);
         }
-        for (s, stream) in self.streams.iter_mut().enumerate() {
-            if stream.coded {
-                stream.coded = false;
-                stream.matched = self.learned.matches.view(s);
-            }
+        for &s in coded {
+            self.streams[s].coded = false;
         }
     }
 }
 
-/// Fewest streams in a step for which its parts learn on rayon's pool (if it has more than
-/// one thread): below, a step's learning is too short for the pool's hand-overs.
+/// Fewest streams in a step for which its parts learn on rayon's pool (`pool_has_threads`):
+/// below, a step's learning is too short for the pool's hand-overs.
 const PARALLEL_LEARNING_STREAMS: usize = 32;
 
 /// Bytes ahead whose context groups a table's learning starts loading.
 const LEARN_AHEAD: usize = 4;
+
+/// Whether rayon's pool has more than one thread. With one, handing a step's work to it and
+/// back costs time and gains none (a block of 256 streams ran at 0.35 MB/s instead of 0.54).
+fn pool_has_threads() -> bool {
+    rayon::current_num_threads() > 1
+}
 
 /// Runs `job` on `scope`'s pool if there is one, here otherwise.
 fn run_on<'scope>(scope: Option<&rayon::Scope<'scope>>, job: impl FnOnce() + Send + 'scope) {
@@ -426,37 +436,40 @@ fn run_on<'scope>(scope: Option<&rayon::Scope<'scope>>, job: impl FnOnce() + Sen
 }
 
 impl Learned {
-    /// Codes the next byte of each of `streams` in turn (`code_byte`), with its table out of
-    /// `tables` and its byte in `symbols`.
+    /// Codes the next byte of each of `streams` (numbered from `first`) in turn (`code_byte`),
+    /// with its table out of `tables` and its byte in `symbols`.
     fn code_bytes(
         &self,
+        first: usize,
         streams: &mut [Stream],
         tables: &[u32],
         symbols: &mut [u8],
         coder: &mut impl BitCoder,
     ) -> Result<(), CoderError> {
         let tables = tables.chunks_exact(SYMBOLS);
-        for ((stream, table), symbol) in streams.iter_mut().zip(tables).zip(symbols) {
+        for (s, ((stream, table), symbol)) in
+            (first..).zip(streams.iter_mut().zip(tables).zip(symbols))
+        {
             let table = table.try_into().expect("chunks of SYMBOLS");
-            *symbol = self.code_byte(stream, table, *symbol, coder)?;
+            *symbol = self.code_byte((s, stream), table, *symbol, coder)?;
         }
         Ok(())
     }
 
-    /// Codes the next byte of `stream` through `coder` from what the stage has learned, and
-    /// keeps what it read in the stream's log for the step's learning. `table` is the LSTM's
-    /// frequency table for this byte; `byte` is the byte to encode (a decoder passes
+    /// Codes the next byte of `stream` (number `s`) through `coder` from what the stage has
+    /// learned, and keeps what it read in the stream's log for the step's learning. `table` is
+    /// the LSTM's frequency table for this byte; `byte` is the byte to encode (a decoder passes
     /// anything: its coder ignores it).
     fn code_byte(
         &self,
-        stream: &mut Stream,
+        (s, stream): (usize, &mut Stream),
         table: &[u32; SYMBOLS],
         byte: u8,
         coder: &mut impl BitCoder,
     ) -> Result<u8, CoderError> {
         let lstm = LstmBits::new(table);
         let mut cursor = ContextCursor::new(&stream.next);
-        let mut matched = MatchBits::new(stream.matched);
+        let mut matched = MatchBits::new(self.matches.view(s));
         let byte_context = ByteContext::of(&stream.history);
         debug_assert!(!stream.coded, "a stream codes one byte a step");
         let log = &mut stream.log;
