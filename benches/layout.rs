@@ -80,6 +80,11 @@ fn run(data: &[u8], width: Width, level: u8, block: usize) -> Run {
             Width::Fixed(n) => n,
             Width::Schedule => params.streams,
         },
+        // The stage codes every byte whatever the stride; the stride only sets the streams.
+        most_stride: match width {
+            Width::Fixed(_) => 1,
+            Width::Schedule => params.lstm_stride.into(),
+        },
         fixed: matches!(width, Width::Fixed(_)),
     };
     let mut stage = MixingStage::new(params.mix_log2, cut.most_streams);
@@ -92,7 +97,7 @@ fn run(data: &[u8], width: Width, level: u8, block: usize) -> Run {
     let mut start = 0usize;
     while start < data.len() {
         let len = cut.block_len(start as u64, (data.len() - start) as u64) as usize;
-        let segments = Segments::new(len, cut.streams(start as u64, len) as usize);
+        let segments = Segments::new(len, cut.width(start as u64, len).0 as usize);
         stage.start_block(segments.streams());
         for t in 0..segments.steps() {
             for s in 0..segments.active(t) {

@@ -101,6 +101,12 @@ struct Cli {
     /// faster on a GPU, fewer compress better.
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=65536))]
     streams: Option<u32>,
+    /// Bytes of each stream per LSTM step (compression; 1-16): the LSTM predicts every Nth
+    /// byte of each stream, the context mixing the rest; larger run faster, compress a little
+    /// less. With --streams, every block's; otherwise the most the schedule reaches
+    /// [default: the preset's: 8 at -1 and -2, else 1; 1 with --streams]
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=16))]
+    stride: Option<u8>,
     /// Most model state to allocate, e.g. 512M, 2GiB; 0 or max for no limit [default: 1GiB].
     #[arg(short = 'M', long, visible_alias = "memlimit", value_name = "SIZE",
           value_parser = parse_size)]
@@ -198,6 +204,8 @@ pub struct Settings {
     pub level: u8,
     /// `--streams`.
     pub streams: Option<u32>,
+    /// `--stride`.
+    pub stride: Option<u8>,
     /// Bytes of model state allowed.
     pub memory_limit: u64,
     /// `--frame-size`; `None`: one frame per input.
@@ -262,6 +270,7 @@ pub fn parse(argv: impl IntoIterator<Item = OsString>) -> Result<Settings, clap:
         json: cli.json,
         level: cli.level.level(),
         streams: cli.streams,
+        stride: cli.stride,
         memory_limit: cli.memory_limit.unwrap_or(DEFAULT_MEMORY_LIMIT),
         frame_size: cli.frame_size.filter(|&size| size != u64::MAX),
         threads: cli.threads,

@@ -31,6 +31,7 @@ fn options(settings: &Settings) -> Options {
         backend: settings.backend,
         adapter: settings.adapter.clone(),
         streams: settings.streams,
+        stride: settings.stride,
         memory_limit: settings.memory_limit,
         frame_size: settings.frame_size,
         threads: settings.threads,
@@ -288,7 +289,8 @@ fn details(listing: &Listing) -> String {
             .collect();
         out.push_str(&format!(
             "  frame {i}: offset {}, {} bytes, preset -{}\n    model          {} layers x {} \
-             cells, window {}, learning rate {} (Q24 {}), beta2 shift {}, seed {:#x}, \
+             cells, window {}, LSTM stride up to {}, learning rate {} (Q24 {}), beta2 shift {}, \
+             seed {:#x}, \
              mixing tables {}\n    checksum       xxh64 {:016x}\n    memory         {}\n",
             frame.offset,
             frame.bytes,
@@ -296,6 +298,7 @@ fn details(listing: &Listing) -> String {
             p.layers,
             p.cells,
             p.window,
+            p.lstm_stride,
             learning_rate(p.learning_rate_q24),
             p.learning_rate_q24,
             p.beta2_shift,
@@ -310,8 +313,12 @@ fn details(listing: &Listing) -> String {
                 1 => format!("coded in {} bytes", b.coded_bytes),
                 n => format!("coded in {} bytes by {n} coders", b.coded_bytes),
             };
+            let stride = match b.stride {
+                1 => String::new(),
+                k => format!(", the LSTM on every {k}th byte of each"),
+            };
             out.push_str(&format!(
-                "    block {j}        {} bytes {stored}, {} streams\n",
+                "    block {j}        {} bytes {stored}, {} streams{stride}\n",
                 b.original_bytes, b.streams
             ));
         }

@@ -35,6 +35,8 @@ pub struct BlockPlan {
     pub len: usize,
     /// Streams the block is cut into, `1..=len`.
     pub streams: u32,
+    /// Bytes of each stream per LSTM step, at least 1 (the block record's).
+    pub stride: u8,
 }
 
 impl BlockPlan {
@@ -42,16 +44,26 @@ impl BlockPlan {
     pub fn segments(&self) -> Segments {
         Segments::new(self.len, self.streams as usize)
     }
+
+    /// Bytes of each stream per LSTM step, at least 1.
+    pub fn stride(&self) -> usize {
+        usize::from(self.stride.max(1))
+    }
 }
 
 /// Windows of tables the model may run ahead of the coder when the data is known.
 const WINDOWS_AHEAD: usize = 2;
 
-/// Runs the model over one block. `code(step, first, tables, symbols)` codes (or decodes) the
-/// bytes of step `step` of streams `first..first + symbols.len()`, given the LSTM's tables
-/// (`tables`, 256 entries a stream), and leaves them in `symbols`; every path calls it step by
-/// step, each step's streams in one or two parts, stream 0 upward, together
-/// `0..Segments::active(step)`.
+/// Runs the model over one block. The LSTM runs `Segments::model_steps(stride)` steps, each
+/// predicting the first byte of a run of `stride` bytes of every active stream
+/// (`Segments::sub_steps`) from the byte before the run (0 at a segment's start). `code(step,
+/// first, tables, symbols)` codes (or decodes) LSTM step `step`'s bytes of the `n` streams
+/// `first..first + n`, given their LSTM tables (`tables`, 256 entries a stream, `n` of them):
+/// `symbols` holds `n` bytes for each of the step's sub-steps, `symbols[j · n + i]` the byte
+/// of stream `first + i` at its `j`-th sub-step (untouched where that stream has no byte), and
+/// `code` leaves the bytes there. Every path calls it step by step, each step's streams in one
+/// or two parts, stream 0 upward, together `0..Segments::active(step · stride)`; two parts
+/// only at a stride of 1.
 /// `known` is the block's data when it is known in advance (encoding, or replaying a raw
 /// block): the backend then runs a whole window of steps at once, up to `WINDOWS_AHEAD`
 /// windows ahead of `code`, which runs on a thread of its own, since neither the model's
@@ -72,7 +84,7 @@ pub fn run_block(
     let seg = plan.segments();
     match known {
         Some(data) => run_ahead(backend, plan, &seg, data, progress, code),
-        None if plan.streams >= halves::MIN_STREAMS => {
+        None if plan.streams >= halves::MIN_STREAMS && plan.stride() == 1 => {
             halves::run_in_halves(backend, plan, &seg, progress, code)
         }
         None => run_step_by_step(backend, plan, &seg, progress, code),
@@ -81,18 +93,23 @@ pub fn run_block(
     Ok(())
 }
 
-/// The windows of a block: `(first step, steps)`, each ending at a multiple of `window` or at
-/// the block's last step.
-fn windows(seg: &Segments, window: usize) -> impl Iterator<Item = (usize, usize)> + '_ {
-    (0..seg.steps())
+/// The windows of a block of `steps` LSTM steps: `(first step, steps)`, each ending at a
+/// multiple of `window` or at the block's last step.
+fn windows(steps: usize, window: usize) -> impl Iterator<Item = (usize, usize)> {
+    (0..steps)
         .step_by(window)
-        .map(move |t| (t, window.min(seg.steps() - t)))
+        .map(move |t| (t, window.min(steps - t)))
 }
 
-/// Whether step `t` of the block is the last of its window (`windows`): the model trains
-/// after it.
-fn ends_window(seg: &Segments, window: usize, t: usize) -> bool {
-    (t + 1).is_multiple_of(window) || t + 1 == seg.steps()
+/// Whether LSTM step `t` of a block of `steps` is the last of its window (`windows`): the
+/// model trains after it.
+fn ends_window(steps: usize, window: usize, t: usize) -> bool {
+    (t + 1).is_multiple_of(window) || t + 1 == steps
+}
+
+/// Bytes of LSTM step `t` at `stride`: one for every active stream of each of its sub-steps.
+fn bytes_of_step(seg: &Segments, stride: usize, t: usize) -> u64 {
+    seg.sub_steps(t, stride).map(|u| seg.active(u) as u64).sum()
 }
 
 /// Trains the model on `targets` (the stream-steps run since the last update, `done` bytes of
@@ -127,21 +144,24 @@ fn run_ahead(
     mut code: impl FnMut(usize, usize, &[u32], &mut [u8]) -> Result<(), Error> + Send,
 ) -> Result<(), Error> {
     let window = plan.params.window as usize;
+    let stride = plan.stride();
+    let steps = seg.model_steps(stride);
     let (tables_tx, tables_rx) = mpsc::sync_channel::<Vec<u32>>(WINDOWS_AHEAD);
     // Used table buffers go back to the model's thread, so no window allocates.
     let (spare_tx, spare_rx) = mpsc::channel::<Vec<u32>>();
     std::thread::scope(|scope| {
         let coder = scope.spawn(move || -> Result<(), Error> {
-            let mut symbols = vec![0u8; seg.streams()];
-            for (t, batch) in windows(seg, window) {
+            let mut symbols = vec![0u8; seg.streams() * stride];
+            for (t, batch) in windows(steps, window) {
                 // A closed channel means the model failed: its error is reported.
                 let Ok(freqs) = tables_rx.recv() else {
                     return Ok(());
                 };
                 let mut at = 0;
                 for u in t..t + batch {
-                    let active = seg.active(u);
-                    code(u, 0, tables_of(&freqs, at, active)?, &mut symbols[..active])?;
+                    let active = seg.active(u * stride);
+                    let bytes = active * seg.sub_steps(u, stride).len();
+                    code(u, 0, tables_of(&freqs, at, active)?, &mut symbols[..bytes])?;
                     at += active * SYMBOLS;
                 }
                 let _ = spare_tx.send(freqs);
@@ -162,21 +182,21 @@ fn run_ahead(
                 let spare = spare_rx.try_recv().unwrap_or_default();
                 tables_tx.send(std::mem::replace(tables, spare)).is_ok()
             };
-            for (t, batch) in windows(seg, window) {
+            for (t, batch) in windows(steps, window) {
                 inputs.resize_with(batch, Vec::new);
                 targets.clear();
+                let before = done;
                 for (u, step) in inputs.iter_mut().enumerate() {
                     step.clear();
-                    let tu = t + u;
-                    step.extend((0..seg.active(tu)).map(|s| match tu {
+                    let first = (t + u) * stride;
+                    step.extend((0..seg.active(first)).map(|s| match first {
                         0 => 0,
-                        _ => data[seg.offset(s, tu) - 1],
+                        _ => data[seg.offset(s, first) - 1],
                     }));
-                    targets.extend((0..seg.active(tu)).map(|s| data[seg.offset(s, tu)]));
+                    targets.extend((0..seg.active(first)).map(|s| data[seg.offset(s, first)]));
+                    done += bytes_of_step(seg, stride, t + u);
                 }
                 let steps: Vec<&[u8]> = inputs.iter().map(Vec::as_slice).collect();
-                let before = done;
-                done += targets.len() as u64;
                 let rate = learning_rate_q24(plan, done);
                 let given = backend.forward_window_ahead(&steps, &targets, rate, &mut tables)?;
                 if !hand_on(given, &mut tables) {
@@ -217,22 +237,31 @@ fn run_step_by_step(
     mut code: impl FnMut(usize, usize, &[u32], &mut [u8]) -> Result<(), Error>,
 ) -> Result<(), Error> {
     let window = plan.params.window as usize;
-    // The previous symbol of each stream. A stream's first step sees 0, as at the start of
-    // the frame: segments are not contiguous with the stream's previous block.
+    let stride = plan.stride();
+    let steps = seg.model_steps(stride);
+    // The byte before each stream's next run. A stream's first step sees 0, as at the start
+    // of the frame: segments are not contiguous with the stream's previous block.
     let mut inputs = vec![0u8; seg.streams()];
+    let mut symbols = vec![0u8; seg.streams() * stride];
     let mut targets = Vec::with_capacity(window * seg.streams());
     let mut done = 0u64;
-    for t in 0..seg.steps() {
-        let active = seg.active(t);
+    for t in 0..steps {
+        let sub_steps = seg.sub_steps(t, stride);
+        let active = seg.active(sub_steps.start);
         let freqs = backend.forward(0, &[&inputs[..active]])?;
         let before = done;
-        code(t, 0, tables_of(freqs, 0, active)?, &mut inputs[..active])?;
-        targets.extend_from_slice(&inputs[..active]);
-        done += active as u64;
+        let symbols = &mut symbols[..active * sub_steps.len()];
+        code(t, 0, tables_of(freqs, 0, active)?, symbols)?;
+        targets.extend_from_slice(&symbols[..active]);
+        // The next step's streams all have a byte in this step's last sub-step.
+        let last = sub_steps.len() - 1;
+        let ending = seg.active(sub_steps.end - 1);
+        inputs[..ending].copy_from_slice(&symbols[last * active..last * active + ending]);
+        done += bytes_of_step(seg, stride, t);
         if done / PROGRESS_INTERVAL != before / PROGRESS_INTERVAL {
             progress(done);
         }
-        if ends_window(seg, window, t) {
+        if ends_window(steps, window, t) {
             train(backend, plan, &targets, done)?;
             targets.clear();
         }

@@ -16,6 +16,7 @@ use crate::model::schedule;
 
 use super::Options;
 use super::block::{BlockPlan, run_block};
+use crate::fixed::SYMBOLS;
 
 /// Refuses a model whose state exceeds `options.memory_limit`, before anything is allocated.
 pub fn check_memory(params: &ModelParams, options: &Options) -> Result<(), Error> {
@@ -39,6 +40,11 @@ pub fn check_memory(params: &ModelParams, options: &Options) -> Result<(), Error
 struct BlockCoder<'a, C> {
     stage: &'a mut MixingStage,
     segments: Segments,
+    /// Bytes of each stream per LSTM step (`BlockPlan::stride`).
+    stride: usize,
+    /// A flat table (every byte 1/256) for each stream: what the stage codes the bytes the
+    /// LSTM does not predict with, so that its input adds nothing to the mix.
+    flat: Vec<u32>,
     coders: Coders,
     /// One coder per `coders` group.
     lanes: Vec<C>,
@@ -47,13 +53,21 @@ struct BlockCoder<'a, C> {
 }
 
 impl<'a, C: BitCoder + Send> BlockCoder<'a, C> {
-    /// Starts a block cut as `segments` on `stage`, coding through `lanes` (one per coder of
-    /// the block).
-    fn new(stage: &'a mut MixingStage, segments: Segments, lanes: Vec<C>) -> BlockCoder<'a, C> {
+    /// Starts the block `plan` on `stage`, coding through `lanes` (one per coder of the
+    /// block).
+    fn new(stage: &'a mut MixingStage, plan: &BlockPlan, lanes: Vec<C>) -> BlockCoder<'a, C> {
+        let segments = plan.segments();
         stage.start_block(segments.streams());
+        let stride = plan.stride();
+        let flat = match stride {
+            1 => Vec::new(),
+            _ => vec![FLAT_FREQUENCY; segments.streams() * SYMBOLS],
+        };
         BlockCoder {
             stage,
             segments,
+            stride,
+            flat,
             coders: Coders::new(segments.streams()),
             lanes,
             learning_due: false,
@@ -68,41 +82,59 @@ impl<'a, C: BitCoder + Send> BlockCoder<'a, C> {
         self.lanes
     }
 
-    /// Codes step `step`'s bytes of streams `first..first + symbols.len()` (`run_block`'s
-    /// `code`); `known` is the block's data when encoding or replaying, whose bytes it codes.
-    /// A stream's first step starts its segment (`MixingStage::start_segment`); the first part
-    /// after a complete step ends that step (`MixingStage::end_step`).
+    /// Codes LSTM step `step`'s bytes of the streams from `first` that `tables` has tables for
+    /// (`run_block`'s `code`, whose layout `symbols` has): the bytes of its first sub-step
+    /// with the LSTM's tables, those of the others with flat ones. `known` is the block's data
+    /// when encoding or replaying, whose bytes it codes; `decoded`, when decoding, receives
+    /// each byte at its offset in the block. A stream's first byte starts its segment
+    /// (`MixingStage::start_segment`); the first part after a complete sub-step ends that
+    /// step of the stage (`MixingStage::end_step`).
     fn code_part(
         &mut self,
         (step, first): (usize, usize),
         tables: &[u32],
         symbols: &mut [u8],
         known: Option<&[u8]>,
+        mut decoded: Option<&mut [u8]>,
     ) -> Result<(), CoderError> {
-        if std::mem::take(&mut self.learning_due) {
-            self.stage.end_step();
-        }
-        let streams = first..first + symbols.len();
-        for s in streams.clone() {
-            if self
-                .segments
-                .starts_segment(s, self.segments.offset(s, step))
-            {
-                self.stage.start_segment(s);
+        let n = tables.len() / SYMBOLS;
+        let segments = self.segments;
+        for (j, u) in segments.sub_steps(step, self.stride).enumerate() {
+            if std::mem::take(&mut self.learning_due) {
+                self.stage.end_step();
             }
-        }
-        if let Some(data) = known {
-            for (s, symbol) in streams.clone().zip(symbols.iter_mut()) {
-                *symbol = data[self.segments.offset(s, step)];
+            let streams = first..(first + n).min(segments.active(u));
+            let symbols = &mut symbols[j * n..j * n + streams.len()];
+            for s in streams.clone() {
+                if segments.starts_segment(s, segments.offset(s, u)) {
+                    self.stage.start_segment(s);
+                }
             }
+            if let Some(data) = known {
+                for (s, symbol) in streams.clone().zip(symbols.iter_mut()) {
+                    *symbol = data[segments.offset(s, u)];
+                }
+            }
+            let tables = match j {
+                0 => tables,
+                _ => &self.flat[..streams.len() * SYMBOLS],
+            };
+            let coders = self.coders;
+            self.stage
+                .code_streams(first, tables, symbols, &mut self.lanes, |s| coders.of(s))?;
+            if let Some(out) = decoded.as_deref_mut() {
+                for (s, &symbol) in streams.clone().zip(symbols.iter()) {
+                    out[segments.offset(s, u)] = symbol;
+                }
+            }
+            self.learning_due = streams.end == segments.active(u);
         }
-        let coders = self.coders;
-        self.stage
-            .code_streams(first, tables, symbols, &mut self.lanes, |s| coders.of(s))?;
-        self.learning_due = streams.end == self.segments.active(step);
         Ok(())
     }
 }
+
+/// Each entry of a flat LSTM table: the tables' entries sum to 2^16.
+const FLAT_FREQUENCY: u32 = (1 << 16) / SYMBOLS as u32;
 
 /// A frame's model as it stands between two blocks.
 struct FrameModel {
@@ -131,13 +163,14 @@ impl FrameModel {
         })
     }
 
-    /// The plan of the next block: `len` bytes in `streams` streams.
-    fn plan(&self, len: usize, streams: u32) -> BlockPlan {
+    /// The plan of the next block: `len` bytes in `streams` streams at LSTM stride `stride`.
+    fn plan(&self, len: usize, streams: u32, stride: u8) -> BlockPlan {
         BlockPlan {
             params: self.header.params,
             position: self.position,
             len,
             streams,
+            stride,
         }
     }
 
@@ -173,11 +206,11 @@ impl FrameEncoder {
         frame_len: Option<u64>,
         options: &Options,
     ) -> Result<FrameEncoder, Error> {
-        let streams = header.params.streams;
+        let (streams, stride) = (header.params.streams, header.params.lstm_stride);
         let bytes_per_step = if fixed_streams {
-            f64::from(streams)
+            f64::from(streams * u32::from(stride))
         } else {
-            schedule::mean_bytes_per_step(streams, frame_len)
+            schedule::mean_bytes_per_step(streams * u32::from(stride), frame_len)
         };
         let work = Workload {
             decoding: false,
@@ -186,6 +219,7 @@ impl FrameEncoder {
         let cut = schedule::BlockCut {
             block_bytes: 1 << header.params.block_log2,
             most_streams: streams,
+            most_stride: stride.into(),
             fixed: fixed_streams,
         };
         Ok(FrameEncoder {
@@ -218,12 +252,13 @@ impl FrameEncoder {
         out: &mut Vec<u8>,
         progress: &mut dyn FnMut(u64),
     ) -> Result<(), Error> {
-        let streams = self.cut.streams(self.model.position, data.len());
+        let (streams, stride) = self.cut.width(self.model.position, data.len());
+        let stride = stride as u8;
         let model = &mut self.model;
-        let plan = model.plan(data.len(), streams);
+        let plan = model.plan(data.len(), streams, stride);
         let coders = Coders::new(streams as usize);
         let lanes = vec![BinaryEncoder::new(); coders.count()];
-        let mut block = BlockCoder::new(&mut model.mixer, plan.segments(), lanes);
+        let mut block = BlockCoder::new(&mut model.mixer, &plan, lanes);
         run_block(
             model.backend.as_mut(),
             &plan,
@@ -231,7 +266,7 @@ impl FrameEncoder {
             progress,
             |step, first, tables, symbols| {
                 block
-                    .code_part((step, first), tables, symbols, Some(data))
+                    .code_part((step, first), tables, symbols, Some(data), None)
                     .map_err(|_| Error::InvalidTable)
             },
         )?;
@@ -250,6 +285,7 @@ impl FrameEncoder {
             } else {
                 BlockKind::Raw { streams }
             },
+            stride,
             original_len,
             stored_len: if coded {
                 payload.len() as u32
@@ -315,9 +351,9 @@ impl FrameDecoder {
                 out.extend_from_slice(payload);
                 // The encoder ran the model over this block before it chose to store it: run
                 // it the same way, coding nothing.
-                let plan = model.plan(len, streams);
+                let plan = model.plan(len, streams, block.stride);
                 let lanes = vec![Replay; Coders::new(streams as usize).count()];
-                let mut block = BlockCoder::new(&mut model.mixer, plan.segments(), lanes);
+                let mut block = BlockCoder::new(&mut model.mixer, &plan, lanes);
                 run_block(
                     model.backend.as_mut(),
                     &plan,
@@ -325,7 +361,7 @@ impl FrameDecoder {
                     progress,
                     |step, first, tables, symbols| {
                         block
-                            .code_part((step, first), tables, symbols, Some(payload))
+                            .code_part((step, first), tables, symbols, Some(payload), None)
                             .map_err(|_| Error::InvalidTable)
                     },
                 )?;
@@ -336,8 +372,7 @@ impl FrameDecoder {
                 out.try_reserve_exact(len)
                     .map_err(|_| Error::OutOfMemory(len as u64))?;
                 out.resize(len, 0);
-                let plan = model.plan(len, streams);
-                let segments = plan.segments();
+                let plan = model.plan(len, streams, block.stride);
                 let lanes = Coders::new(streams as usize)
                     .split(payload)
                     .map_err(|_| Error::CorruptPayload)?
@@ -345,7 +380,7 @@ impl FrameDecoder {
                     .map(BinaryDecoder::new)
                     .collect::<Result<Vec<_>, _>>()
                     .map_err(|_| Error::CorruptPayload)?;
-                let mut block = BlockCoder::new(&mut model.mixer, segments, lanes);
+                let mut block = BlockCoder::new(&mut model.mixer, &plan, lanes);
                 run_block(
                     model.backend.as_mut(),
                     &plan,
@@ -353,15 +388,11 @@ impl FrameDecoder {
                     progress,
                     |step, first, tables, symbols| {
                         block
-                            .code_part((step, first), tables, symbols, None)
+                            .code_part((step, first), tables, symbols, None, Some(out))
                             .map_err(|e| match e {
                                 CoderError::InvalidProbability => Error::InvalidTable,
                                 _ => Error::CorruptPayload,
-                            })?;
-                        for (s, &symbol) in (first..).zip(symbols.iter()) {
-                            out[segments.offset(s, step)] = symbol;
-                        }
-                        Ok(())
+                            })
                     },
                 )?;
                 for lane in block.finish() {

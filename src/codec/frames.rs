@@ -10,7 +10,7 @@ use super::{Options, Progress, Report};
 use crate::error::Error;
 use crate::format::FrameHeader;
 use crate::model::memory;
-use crate::model::params::MAX_STREAMS;
+use crate::model::params::{MAX_LSTM_STRIDE, MAX_STREAMS};
 use crate::model::presets;
 
 /// Reads up to `want` bytes into `buf` (replacing its contents): fewer only where the input
@@ -29,11 +29,15 @@ fn frame_len(size_hint: Option<u64>, start: u64, frame_size: u64) -> Option<u64>
 /// The header of a frame of `frame_len` bytes (`None`: unknown).
 fn frame_header(options: &Options, frame_len: Option<u64>) -> FrameHeader {
     let level = options.level.clamp(presets::MIN_LEVEL, presets::MAX_LEVEL);
-    let mut params = presets::params_for(level, frame_len);
+    let stride = options.stride.map(|k| k.clamp(1, MAX_LSTM_STRIDE));
+    let mut params = presets::params_with_stride(level, frame_len, stride);
     if let Some(streams) = options.streams {
         // Streams past a known length would stay empty; the LSTM state is sized by the count.
         let cap = frame_len.map_or(MAX_STREAMS, |len| len.clamp(1, MAX_STREAMS as u64) as u32);
         params.streams = streams.clamp(1, MAX_STREAMS).min(cap);
+        // The streams asked for, each a byte a step unless a stride is asked for too
+        // (`schedule::BlockCut`).
+        params.lstm_stride = stride.unwrap_or(1);
     }
     FrameHeader {
         preset: level,

@@ -36,6 +36,10 @@ pub struct Options {
     /// clamped to `1..=MAX_STREAMS` and to each block's length). More streams run faster on a
     /// GPU and compress less well.
     pub streams: Option<u32>,
+    /// Bytes of each stream per LSTM step (`ModelParams::lstm_stride`; compression only):
+    /// with `streams`, every block's (default 1); otherwise the most the schedule reaches
+    /// (default the preset's).
+    pub stride: Option<u8>,
     /// Most bytes of model state (`model::memory::model_state`) a run may allocate; a header
     /// or preset asking for more is refused with `Error::MemoryLimit` before any allocation.
     pub memory_limit: u64,
@@ -59,6 +63,7 @@ impl Default for Options {
             backend: BackendChoice::Auto,
             adapter: None,
             streams: None,
+            stride: None,
             memory_limit: DEFAULT_MEMORY_LIMIT,
             frame_size: None,
             threads: 0,

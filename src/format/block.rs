@@ -44,6 +44,9 @@ pub enum BlockKind {
 pub struct BlockHeader {
     /// Coded or raw.
     pub kind: BlockKind,
+    /// Bytes of each stream per LSTM step (`codec::block`), `1..=` the frame's
+    /// `lstm_stride`.
+    pub stride: u8,
     /// Bytes of original data the block holds, `1..=2^block_log2`.
     pub original_len: u32,
     /// Bytes of payload that follow the record: the original length for a raw block, fewer
@@ -93,6 +96,7 @@ impl Record {
                     BlockKind::Raw { streams } => (KIND_RAW, streams),
                 };
                 out[0] = kind;
+                out[1] = b.stride;
                 out[4..8].copy_from_slice(&streams.to_le_bytes());
                 out[8..12].copy_from_slice(&b.original_len.to_le_bytes());
                 out[12..16].copy_from_slice(&b.stored_len.to_le_bytes());
@@ -111,14 +115,15 @@ impl Record {
 
     /// Parses and checks a record of a frame whose model is `params`. `Ok` guarantees the CRC
     /// matches, reserved bytes are zero, and for a block: its length is within
-    /// `1..=2^block_log2`, it uses `1..=params.streams` streams (no more than its bytes), a
+    /// `1..=2^block_log2`, it uses `1..=params.streams` streams (no more than its bytes) and a
+    /// stride of `1..=params.lstm_stride`, a
     /// raw block stores exactly its length, a coded block stores at least
     /// `MIN_CODED_LEN` and fewer bytes than its length, and its length is within the
     /// decompression-bomb limit for what it stores. Nothing is allocated.
     pub fn parse(bytes: &[u8; RECORD_LEN], params: &ModelParams) -> Result<Record, FormatError> {
         let computed = crc32fast::hash(&bytes[..CRC_OFFSET]);
         let mut c = Cursor(bytes);
-        let (kind, reserved) = (c.u8(), c.take::<3>());
+        let (kind, stride, reserved) = (c.u8(), c.u8(), c.take::<2>());
         let stored_crc = u32::from_le_bytes(bytes[CRC_OFFSET..].try_into().unwrap_or_default());
         if computed != stored_crc {
             return Err(FormatError::RecordChecksumMismatch {
@@ -126,10 +131,13 @@ impl Record {
                 computed,
             });
         }
-        let (Some(kind), Some(reserved)) = (kind, reserved) else {
+        let (Some(kind), Some(stride), Some(reserved)) = (kind, stride, reserved) else {
             return Err(FormatError::Truncated("a block record"));
         };
-        if reserved != [0; 3] {
+        if kind == KIND_END && stride != 0 {
+            return Err(FormatError::ReservedBytes(vec![stride]));
+        }
+        if reserved != [0; 2] {
             return Err(FormatError::ReservedBytes(reserved.to_vec()));
         }
         if kind == KIND_END {
@@ -159,6 +167,12 @@ impl Record {
                 params.streams
             ));
         }
+        if stride == 0 || stride > params.lstm_stride {
+            return bad(format!(
+                "an LSTM stride of {stride} (the frame allows 1..={})",
+                params.lstm_stride
+            ));
+        }
         let kind = match kind {
             KIND_RAW if stored_len != original_len => {
                 return bad(format!(
@@ -186,6 +200,7 @@ impl Record {
         };
         Ok(Record::Block(BlockHeader {
             kind,
+            stride,
             original_len,
             stored_len,
             checksum,

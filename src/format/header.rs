@@ -54,7 +54,6 @@ struct RawHeader {
     flags: u8,
     preset: u8,
     params: ModelParams,
-    reserved: u8,
     crc: u32,
 }
 
@@ -66,7 +65,7 @@ impl RawHeader {
         let (version, flags, preset) = (c.u8()?, c.u8()?, c.u8()?);
         let (layers, cells, streams, window) = (c.u8()?, c.u16()?, c.u32()?, c.u16()?);
         let (learning_rate_q24, beta2_shift, mix_log2) = (c.u32()?, c.u8()?, c.u8()?);
-        let (block_log2, reserved, seed, crc) = (c.u8()?, c.u8()?, c.u64()?, c.u32()?);
+        let (block_log2, lstm_stride, seed, crc) = (c.u8()?, c.u8()?, c.u64()?, c.u32()?);
         let params = ModelParams {
             layers,
             cells,
@@ -77,13 +76,13 @@ impl RawHeader {
             seed,
             mix_log2,
             block_log2,
+            lstm_stride,
         };
         Some(Self {
             version,
             flags,
             preset,
             params,
-            reserved,
             crc,
         })
     }
@@ -102,7 +101,7 @@ impl FrameHeader {
             .chain(p.streams.to_le_bytes())
             .chain(p.window.to_le_bytes())
             .chain(p.learning_rate_q24.to_le_bytes())
-            .chain([p.beta2_shift, p.mix_log2, p.block_log2, 0])
+            .chain([p.beta2_shift, p.mix_log2, p.block_log2, p.lstm_stride])
             .chain(p.seed.to_le_bytes());
         let mut out = [0u8; FRAME_HEADER_LEN];
         for (dst, src) in out.iter_mut().zip(body) {
@@ -114,7 +113,7 @@ impl FrameHeader {
     }
 
     /// Parses and checks the header at the start of `bytes` (later bytes are ignored). `Ok`
-    /// guarantees: magic, version, CRC, flags and the reserved byte are as this version
+    /// guarantees: magic, version, CRC, and flags are as this version
     /// requires, the preset is in range and `params.validate()` passes. Nothing is allocated.
     pub fn parse(bytes: &[u8]) -> Result<FrameHeader, FormatError> {
         // Judge the magic on whatever is there first, so short foreign input is named as
@@ -141,9 +140,6 @@ impl FrameHeader {
         }
         if raw.flags & FLAG_CHECKSUMS == 0 {
             return Err(FormatError::MissingContentChecksum);
-        }
-        if raw.reserved != 0 {
-            return Err(FormatError::ReservedBytes(vec![raw.reserved]));
         }
         if !(MIN_LEVEL..=MAX_LEVEL).contains(&raw.preset) {
             return Err(FormatError::BadPreset(raw.preset));

@@ -20,6 +20,8 @@ pub struct BlockListing {
     pub coded_bytes: u64,
     /// Parallel streams the block is coded in.
     pub streams: u32,
+    /// Bytes of each stream per LSTM step.
+    pub stride: u8,
     /// Whether the block is stored raw (coding would not have made it smaller).
     pub raw: bool,
 }
@@ -52,9 +54,10 @@ pub struct Listing {
 }
 
 impl BlockListing {
-    /// Decoder steps the block takes: one per byte of its longest stream.
+    /// Decoder steps the block takes: one per `stride` bytes of its longest stream.
     pub fn steps(&self) -> u64 {
-        self.original_bytes.div_ceil(u64::from(self.streams.max(1)))
+        let longest = self.original_bytes.div_ceil(u64::from(self.streams.max(1)));
+        longest.div_ceil(u64::from(self.stride.max(1)))
     }
 
     /// Arithmetic coders a coded block's payload holds (`Coders`): how many cores its decoder
@@ -140,6 +143,7 @@ impl Listing {
                             original_bytes: u64::from(b.original_len),
                             coded_bytes: u64::from(b.stored_len),
                             streams,
+                            stride: b.stride,
                             raw,
                         });
                     }
@@ -235,7 +239,7 @@ fn frame_json(out: &mut String, frame: &FrameListing) {
     let _ = write!(
         out,
         "{{\"offset\":{},\"bytes\":{},\"original_bytes\":{},\"preset\":{},\
-         \"model\":{{\"layers\":{},\"cells\":{},\"window\":{},\"learning_rate\":{},\
+         \"model\":{{\"layers\":{},\"cells\":{},\"window\":{},\"lstm_stride\":{},\"learning_rate\":{},\
          \"learning_rate_q24\":{},\"beta2_shift\":{},\"seed\":{},\"mixing_table_bytes\":{},\
          \"block_bytes\":{}}},\
          \"checksum\":{{\"type\":\"xxh64\",\"value\":\"{:016x}\"}},\"decoder_memory\":{},\
@@ -247,6 +251,7 @@ fn frame_json(out: &mut String, frame: &FrameListing) {
         p.layers,
         p.cells,
         p.window,
+        p.lstm_stride,
         json_number(Some(learning_rate(p.learning_rate_q24))),
         p.learning_rate_q24,
         p.beta2_shift,
@@ -259,11 +264,12 @@ fn frame_json(out: &mut String, frame: &FrameListing) {
     for (i, b) in frame.blocks.iter().enumerate() {
         let _ = write!(
             out,
-            "{}{{\"bytes\":{},\"coded_bytes\":{},\"streams\":{},\"coders\":{},\"steps\":{},\"raw\":{}}}",
+            "{}{{\"bytes\":{},\"coded_bytes\":{},\"streams\":{},\"stride\":{},\"coders\":{},\"steps\":{},\"raw\":{}}}",
             if i > 0 { "," } else { "" },
             b.original_bytes,
             b.coded_bytes,
             b.streams,
+            b.stride,
             b.coders(),
             b.steps(),
             b.raw
@@ -413,7 +419,7 @@ mod tests {
             "\"decoder_memory\":{\"weights\":".into(),
             format!("\"frames\":[{{\"offset\":0,\"bytes\":{len},"),
             format!(
-                "\"blocks\":[{{\"bytes\":1000,\"coded_bytes\":{coded},\"streams\":1,\"coders\":1,\"steps\":1000,\"raw\":false}}]"
+                "\"blocks\":[{{\"bytes\":1000,\"coded_bytes\":{coded},\"streams\":1,\"stride\":1,\"coders\":1,\"steps\":1000,\"raw\":false}}]"
             ),
         ] {
             assert!(json.contains(&field), "{field} missing from {json}");

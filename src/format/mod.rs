@@ -29,7 +29,7 @@ use crate::model::presets::{MAX_LEVEL, MIN_LEVEL};
 /// archive for text, as in PNG's signature.
 pub const MAGIC: [u8; 4] = [0x89, b'N', b'N', b'G'];
 /// The format version this build writes and the only one it reads.
-pub const FORMAT_VERSION: u8 = 8;
+pub const FORMAT_VERSION: u8 = 9;
 /// Length of a frame header, CRC included.
 pub const FRAME_HEADER_LEN: usize = 36;
 /// Length of a block record and of a frame's end record, CRC included.

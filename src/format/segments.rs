@@ -1,5 +1,7 @@
 //! The payload's byte order: how a block is cut into its streams' segments and in what order
-//! their bytes are coded (`FORMAT.md`, "Payload").
+//! their bytes are coded (`FORMAT.md`, "Payload"), and which of them the LSTM predicts.
+
+use std::ops::Range;
 
 /// How a block of `len` bytes is cut into `streams` contiguous segments of ⌈len / streams⌉
 /// bytes (the last ones shorter or empty); step `t` codes byte `t` of every segment that has
@@ -46,6 +48,18 @@ impl Segments {
     pub fn starts_segment(&self, stream: usize, offset: usize) -> bool {
         offset == self.offset(stream, 0)
     }
+
+    /// LSTM steps the block takes when each takes `stride ≥ 1` bytes of every stream.
+    pub fn model_steps(&self, stride: usize) -> usize {
+        self.steps().div_ceil(stride)
+    }
+
+    /// The steps (one byte of every active stream each) of LSTM step `t` at `stride`: `stride`
+    /// of them, fewer at the block's end. The LSTM predicts the bytes of the first; its
+    /// streams are `0..active(t · stride)`, and every later one's are a prefix of them.
+    pub fn sub_steps(&self, t: usize, stride: usize) -> Range<usize> {
+        t * stride..((t + 1) * stride).min(self.steps())
+    }
 }
 
 #[cfg(test)]
@@ -63,5 +77,20 @@ mod tests {
         assert_eq!(starts, [(0, 0), (1, 4), (2, 8)]);
         assert!(Segments::new(5, 1).starts_segment(0, 0));
         assert!(!Segments::new(5, 1).starts_segment(0, 1));
+    }
+
+    #[test]
+    fn lstm_steps_cover_every_step_once() {
+        // 10 bytes in 3 streams: 4 steps; at stride 3, LSTM steps of 3 and 1 steps.
+        let cut = Segments::new(10, 3);
+        assert_eq!(cut.model_steps(3), 2);
+        assert_eq!(cut.sub_steps(0, 3), 0..3);
+        assert_eq!(cut.sub_steps(1, 3), 3..4);
+        for stride in 1..6 {
+            let steps: Vec<usize> = (0..cut.model_steps(stride))
+                .flat_map(|t| cut.sub_steps(t, stride))
+                .collect();
+            assert_eq!(steps, (0..cut.steps()).collect::<Vec<_>>());
+        }
     }
 }

@@ -14,6 +14,7 @@ fn params() -> ModelParams {
         seed: 0x6E6E_6770_7531,
         mix_log2: 24,
         block_log2: 16,
+        lstm_stride: 1,
     }
 }
 
@@ -27,6 +28,7 @@ fn header() -> FrameHeader {
 fn coded(original_len: u32, stored_len: u32, streams: u32) -> BlockHeader {
     BlockHeader {
         kind: BlockKind::Coded { streams },
+        stride: 1,
         original_len,
         stored_len,
         checksum: 0xDEAD_BEEF,
@@ -41,6 +43,7 @@ fn sample_frame() -> Vec<u8> {
     out.extend((0..300u32).map(|i| (i * 13 % 256) as u8));
     let raw = BlockHeader {
         kind: BlockKind::Raw { streams: 2 },
+        stride: 1,
         original_len: 10,
         stored_len: 10,
         checksum: block_checksum(b"0123456789"),
@@ -110,22 +113,27 @@ fn layout_matches_the_specification() {
             seed: 0x1122_3344_5566_7788,
             mix_log2: 27,
             block_log2: 20,
+            lstm_stride: 7,
         },
     };
     let b = h.to_bytes();
     assert_eq!(b[0..4], [0x89, 0x4E, 0x4E, 0x47]);
-    assert_eq!(b[4..8], [8, 1, 9, 3]);
+    assert_eq!(b[4..8], [9, 1, 9, 3]);
     assert_eq!(b[8..10], [0x08, 0x02]);
     assert_eq!(b[10..14], [0x00, 0x00, 0x01, 0x00]);
     assert_eq!(b[14..16], [0x40, 0x00]);
     assert_eq!(b[16..20], [0x56, 0x34, 0x12, 0x00]);
-    assert_eq!(b[20..24], [20, 27, 20, 0]);
+    assert_eq!(b[20..24], [20, 27, 20, 7]);
     assert_eq!(b[24..32], 0x1122_3344_5566_7788u64.to_le_bytes());
     assert_eq!(b[32..36], crc32fast::hash(&b[..32]).to_le_bytes());
     assert_eq!(FrameHeader::parse(&b), Ok(h));
 
-    let r = Record::Block(coded(0x0001_0000, 0x0203, 5)).to_bytes();
-    assert_eq!(r[0..4], [0, 0, 0, 0]);
+    let r = Record::Block(BlockHeader {
+        stride: 6,
+        ..coded(0x0001_0000, 0x0203, 5)
+    })
+    .to_bytes();
+    assert_eq!(r[0..4], [0, 6, 0, 0]);
     assert_eq!(r[4..8], 5u32.to_le_bytes());
     assert_eq!(r[8..12], 0x0001_0000u32.to_le_bytes());
     assert_eq!(r[12..16], 0x0203u32.to_le_bytes());
@@ -192,7 +200,7 @@ fn each_field_check_names_its_problem() {
     assert_eq!(edited(4, 2), Err(FormatError::UnsupportedVersion(2)));
     assert_eq!(edited(5, 0x81), Err(FormatError::ReservedFlags(0x81)));
     assert_eq!(edited(5, 0), Err(FormatError::MissingContentChecksum));
-    assert_eq!(edited(23, 7), Err(FormatError::ReservedBytes(vec![7])));
+    assert!(matches!(edited(23, 0), Err(FormatError::InvalidParams(_))));
     assert_eq!(edited(6, 0), Err(FormatError::BadPreset(0)));
     assert_eq!(edited(6, 10), Err(FormatError::BadPreset(10)));
     for (at, value, field) in [
@@ -233,6 +241,7 @@ fn block_records_are_checked_against_the_frame() {
     assert!(bad(coded(1234, 3, 1)), "shorter than the flush");
     let raw = |original_len, stored_len| BlockHeader {
         kind: BlockKind::Raw { streams: 1 },
+        stride: 1,
         original_len,
         stored_len,
         checksum: 0,
@@ -255,8 +264,16 @@ fn block_records_are_checked_against_the_frame() {
     reseal_record(&mut reserved, 0);
     assert_eq!(
         Record::parse(&reserved, &p),
-        Err(FormatError::ReservedBytes(vec![0, 1, 0]))
+        Err(FormatError::ReservedBytes(vec![1, 0]))
     );
+    // The stride: 1..=the header's.
+    for (stride, ok) in [(0, false), (1, true), (p.lstm_stride + 1, false)] {
+        let mut record = Record::Block(raw(100, 100)).to_bytes();
+        record[1] = stride;
+        reseal_record(&mut record, 0);
+        let parsed = Record::parse(&record, &p);
+        assert_eq!(parsed.is_ok(), ok, "stride {stride}: {parsed:?}");
+    }
 }
 
 #[test]

@@ -164,6 +164,7 @@ mod tests {
             seed: 0,
             mix_log2: 30,
             block_log2: 26,
+            lstm_stride: 1,
         };
         let need = model_state(&params);
         // About 0.6 TB of window buffers: far above any limit, and no wrap-around.

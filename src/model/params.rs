@@ -16,6 +16,9 @@ pub const MAX_LEARNING_RATE_Q24: u32 = 1 << 22;
 /// Adam's β2 is `1 - 2^-beta2_shift`; this is the accepted range of the shift.
 pub const BETA2_SHIFT_RANGE: std::ops::RangeInclusive<u8> = 4..=20;
 
+/// Largest `ModelParams::lstm_stride`.
+pub const MAX_LSTM_STRIDE: u8 = 16;
+
 /// Accepted range of `ModelParams::mix_log2`: the context-mixing stage's tables take between
 /// 64 KiB and 1 GiB in all.
 pub const MIX_LOG2_RANGE: std::ops::RangeInclusive<u8> = 16..=30;
@@ -48,6 +51,10 @@ pub struct ModelParams {
     /// Each block holds at most `2^block_log2` bytes of original data (within
     /// `BLOCK_LOG2_RANGE`): the unit the input is read, coded, checked and written in.
     pub block_log2: u8,
+    /// Bytes of each stream per LSTM step (1..=`MAX_LSTM_STRIDE`): the LSTM predicts the first
+    /// byte of each run of `lstm_stride` bytes of a stream's segment, from the byte before it,
+    /// and the mixing stage codes the run's other bytes without it (`codec::block`).
+    pub lstm_stride: u8,
 }
 
 impl ModelParams {
@@ -92,6 +99,12 @@ impl ModelParams {
             return Err(format!(
                 "block size 2^{} bytes not in 2^{BLOCK_LOG2_RANGE:?}",
                 self.block_log2
+            ));
+        }
+        if !(1..=MAX_LSTM_STRIDE).contains(&self.lstm_stride) {
+            return Err(format!(
+                "LSTM stride {} not in 1..={MAX_LSTM_STRIDE}",
+                self.lstm_stride
             ));
         }
         Ok(())

@@ -1,6 +1,6 @@
 //! Presets `-1` … `-9`: model size and training schedule, from fast to strong.
 
-use crate::model::params::{BLOCK_LOG2_RANGE, MIX_LOG2_RANGE, ModelParams};
+use crate::model::params::{BLOCK_LOG2_RANGE, MAX_LSTM_STRIDE, MIX_LOG2_RANGE, ModelParams};
 use crate::model::schedule;
 
 /// Lowest preset level.
@@ -21,6 +21,8 @@ struct Preset {
     max_streams: u32,
     /// log2 of the most bytes the context-mixing stage's tables take, on large inputs.
     max_mix_log2: u8,
+    /// Bytes of each stream per LSTM step (`ModelParams::lstm_stride`).
+    lstm_stride: u8,
 }
 
 const fn lr(per_million: u32) -> u32 {
@@ -31,15 +33,15 @@ const fn lr(per_million: u32) -> u32 {
 /// most bytes of mixing tables. The learning rates are half of those the LSTM alone did best
 /// with: beside the mixing stage a steadier LSTM helps more (see `schedule`).
 const PRESETS: [Preset; 9] = [
-    preset(1, 32, 16, 3000, 256, 24),
-    preset(1, 64, 16, 2500, 256, 25),
-    preset(1, 96, 20, 2000, 256, 26),
-    preset(2, 64, 20, 2000, 256, 27),
-    preset(2, 96, 20, 2000, 256, 28),
-    preset(2, 128, 20, 2000, 256, 28),
-    preset(3, 128, 20, 2000, 256, 28),
-    preset(3, 256, 20, 1500, 256, 28),
-    preset(4, 352, 20, 1500, 256, 28),
+    preset(1, 32, 16, 3000, 32, 24, 8),
+    preset(1, 64, 16, 2500, 32, 25, 8),
+    preset(1, 96, 20, 2000, 256, 26, 1),
+    preset(2, 64, 20, 2000, 256, 27, 1),
+    preset(2, 96, 20, 2000, 256, 28, 1),
+    preset(2, 128, 20, 2000, 256, 28, 1),
+    preset(3, 128, 20, 2000, 256, 28, 1),
+    preset(3, 256, 20, 1500, 256, 28, 1),
+    preset(4, 352, 20, 1500, 256, 28, 1),
 ];
 
 /// Mixing-table bytes per input byte, as a power of two: beyond this, a larger table would
@@ -54,6 +56,7 @@ const fn preset(
     lr_per_million: u32,
     max_streams: u32,
     max_mix_log2: u8,
+    lstm_stride: u8,
 ) -> Preset {
     Preset {
         layers,
@@ -62,6 +65,7 @@ const fn preset(
         learning_rate_q24: lr(lr_per_million),
         max_streams,
         max_mix_log2,
+        lstm_stride,
     }
 }
 
@@ -85,10 +89,26 @@ const BLOCK_LOG2: u8 = 17;
 /// (`schedule::block_streams` at its last block). The result always passes
 /// `ModelParams::validate`.
 pub fn params_for(level: u8, frame_len: Option<u64>) -> ModelParams {
+    params_with_stride(level, frame_len, None)
+}
+
+/// `params_for`, with the schedule's longest LSTM stride `most_stride` instead of the
+/// preset's (1..=`MAX_LSTM_STRIDE`) if given: the header's `lstm_stride` is then the longest
+/// the frame's blocks reach.
+pub fn params_with_stride(
+    level: u8,
+    frame_len: Option<u64>,
+    most_stride: Option<u8>,
+) -> ModelParams {
     let p = PRESETS[(level.clamp(MIN_LEVEL, MAX_LEVEL) - 1) as usize];
-    let streams = match frame_len {
-        Some(len) => schedule::block_streams(p.max_streams, len.saturating_sub(1)),
-        None => p.max_streams,
+    let most_stride = u32::from(
+        most_stride
+            .unwrap_or(p.lstm_stride)
+            .clamp(1, MAX_LSTM_STRIDE),
+    );
+    let (streams, lstm_stride) = match frame_len {
+        Some(len) => schedule::block_width(p.max_streams, most_stride, len.saturating_sub(1)),
+        None => (p.max_streams, most_stride),
     };
     let input_len = frame_len.unwrap_or(u64::MAX);
     let needed = input_len
@@ -114,6 +134,7 @@ pub fn params_for(level: u8, frame_len: Option<u64>) -> ModelParams {
                 .clamp(*BLOCK_LOG2_RANGE.start(), BLOCK_LOG2),
             None => BLOCK_LOG2,
         },
+        lstm_stride: lstm_stride as u8,
     }
 }
 

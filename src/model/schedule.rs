@@ -43,16 +43,33 @@ pub fn bytes_to_next_width(max_streams: u32, position: u64) -> u64 {
     RAMP_BYTES * u64::from(width) * 2 - position
 }
 
-/// How an encoder cuts a frame into blocks and chooses each block's streams: blocks of
-/// `block_bytes`, each in `block_streams(most_streams, position)` streams, or in
-/// `most_streams` for every block when `fixed` (`--streams`).
+/// Streams and LSTM stride (bytes of each stream per LSTM step) for the block that starts at
+/// byte `position` of a frame whose blocks use at most `most_streams` streams and a stride of
+/// at most `most_stride`: the schedule's width (`block_streams`) up to `most_streams ×
+/// most_stride` bytes a step, as streams up to `most_streams`, then as a stride growing with
+/// it. So a young model gets its LSTM on every byte, and a wide block more streams before it
+/// gets a longer stride; neither ever decreases with `position`.
+pub fn block_width(most_streams: u32, most_stride: u32, position: u64) -> (u32, u32) {
+    let most_streams = most_streams.max(1);
+    let width = block_streams(most_streams.saturating_mul(most_stride.max(1)), position);
+    let streams = width.min(most_streams);
+    (streams, (width / streams).clamp(1, most_stride.max(1)))
+}
+
+/// How an encoder cuts a frame into blocks and chooses each block's streams and stride:
+/// blocks of `block_bytes`, each in `block_width(most_streams, most_stride, position)`, or
+/// in `most_streams` streams at a stride of `most_stride` for every block when `fixed`
+/// (`--streams`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BlockCut {
     /// The most bytes a block holds (`2^block_log2` of the frame's model).
     pub block_bytes: u64,
     /// The most streams a block uses (the frame header's).
     pub most_streams: u32,
-    /// Whether every block uses `most_streams`, instead of following the schedule.
+    /// The longest stride a block uses (the frame header's `lstm_stride`).
+    pub most_stride: u32,
+    /// Whether every block uses `most_streams` and `most_stride`, instead of following the
+    /// schedule.
     pub fixed: bool,
 }
 
@@ -64,24 +81,32 @@ impl BlockCut {
         let len = self.block_bytes.min(available);
         match self.fixed {
             true => len,
-            false => len.min(bytes_to_next_width(self.most_streams, position)),
+            false => len.min(bytes_to_next_width(self.widest(), position)),
         }
     }
 
-    /// Streams for the block of `len ≥ 1` bytes that starts at `position`: never more than
-    /// its bytes.
-    pub fn streams(&self, position: u64, len: usize) -> u32 {
-        let width = match self.fixed {
-            true => self.most_streams,
-            false => block_streams(self.most_streams, position),
+    /// Streams and stride for the block of `len ≥ 1` bytes that starts at `position`: never
+    /// more streams than its bytes.
+    pub fn width(&self, position: u64, len: usize) -> (u32, u32) {
+        let (streams, stride) = match self.fixed {
+            true => (self.most_streams, self.most_stride.max(1)),
+            false => block_width(self.most_streams, self.most_stride, position),
         };
-        width.min(u32::try_from(len).unwrap_or(u32::MAX))
+        (streams.min(u32::try_from(len).unwrap_or(u32::MAX)), stride)
+    }
+
+    /// The most bytes a step of the frame's blocks codes.
+    fn widest(&self) -> u32 {
+        self.most_streams
+            .max(1)
+            .saturating_mul(self.most_stride.max(1))
     }
 }
 
 /// Mean bytes per decoder step over a frame of `len` bytes whose blocks follow the schedule up
-/// to `max_streams` (`None`: a frame of unknown length, taken as long enough to run at the full
-/// width): the input's bytes over the steps its blocks take.
+/// to `max_streams` bytes a step (streams × stride: `block_width`; `None`: a frame of unknown
+/// length, taken as long enough to run at the full width): the input's bytes over the steps
+/// its blocks take.
 pub fn mean_bytes_per_step(max_streams: u32, len: Option<u64>) -> f64 {
     let Some(len) = len else {
         return f64::from(max_streams.max(1));
@@ -126,6 +151,26 @@ mod tests {
             let s = block_streams(256, position);
             assert!(s >= last && (1..=256).contains(&s));
             last = s;
+        }
+    }
+
+    #[test]
+    fn the_width_grows_as_streams_then_as_a_stride() {
+        let k = 1u64 << 10;
+        assert_eq!(block_width(32, 8, 0), (1, 1));
+        assert_eq!(block_width(32, 8, 512 * k - 1), (16, 1));
+        assert_eq!(block_width(32, 8, 512 * k), (32, 1));
+        assert_eq!(block_width(32, 8, 1024 * k), (32, 2));
+        assert_eq!(block_width(32, 8, 4096 * k), (32, 8));
+        assert_eq!(block_width(32, 8, 1 << 40), (32, 8));
+        assert_eq!(block_width(256, 1, 1 << 40), (256, 1));
+        let (mut streams, mut stride) = (0, 0);
+        for position in (0..1u64 << 24).step_by(4096) {
+            let (s, k) = block_width(32, 8, position);
+            // The same bytes a step as the schedule of 256 streams, never narrowing.
+            assert_eq!(s * k, block_streams(256, position));
+            assert!(s >= streams && k >= stride);
+            (streams, stride) = (s, k);
         }
     }
 

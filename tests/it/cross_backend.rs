@@ -43,12 +43,15 @@ fn several_streams_of_uneven_length_agree_across_backends() {
     if !gpu_available() {
         return;
     }
-    // 1,001 bytes in 4 streams: segments of 251, 251, 251 and 248 bytes; in 96 streams,
-    // segments of 11 bytes (the last 46 streams with none) shared by three coders.
+    // 1,001 bytes in 4 streams: segments of 251, 251, 251 and 248 bytes; the same at an LSTM
+    // stride of 5 (the LSTM on every fifth byte of each, its last run of each segment short);
+    // in 96 streams, segments of 11 bytes (the last 46 streams with none) shared by three
+    // coders.
     let text = &alice()[..1001];
-    for count in [4, 96] {
+    for (count, stride) in [(4, None), (4, Some(5)), (96, None)] {
         let streams = |backend| Options {
             streams: Some(count),
+            stride,
             ..options(2, backend)
         };
         let on_cpu = compress(text, &streams(BackendChoice::Cpu)).unwrap();

@@ -25,12 +25,14 @@ fn archive_path(case: &str) -> PathBuf {
 
 /// The golden cases: level 1 in the schedule's one stream; in 13 streams, which guards the
 /// bits of the streams' shared mixing stage and of the learning rates' width scaling too (the
-/// LSTM's, and the mixers', which only blocks of more than 8 streams slow); and in 96 streams,
-/// whose blocks have three coders (`format::Coders`).
-const CASES: [(&str, Option<u32>); 3] = [
-    ("level1", None),
-    ("level1-13streams", Some(13)),
-    ("level1-96streams", Some(96)),
+/// LSTM's, and the mixers', which only blocks of more than 8 streams slow); in 96 streams,
+/// whose blocks have three coders (`format::Coders`); and in 5 streams at an LSTM stride of 3,
+/// the LSTM on every third byte of each (`codec::block`).
+const CASES: [(&str, Option<u32>, Option<u8>); 4] = [
+    ("level1", None, None),
+    ("level1-13streams", Some(13), None),
+    ("level1-96streams", Some(96), None),
+    ("level1-5streams-stride3", Some(5), Some(3)),
 ];
 
 const HOW_TO_REGENERATE: &str = "If the change to the archive's bits is intended, bump \
@@ -40,14 +42,18 @@ const HOW_TO_REGENERATE: &str = "If the change to the archive's bits is intended
 
 #[test]
 fn golden_archive_decodes_and_compression_reproduces_it() {
-    for (case, streams) in CASES {
-        check(case, streams);
+    for (case, streams, stride) in CASES {
+        check(case, streams, stride);
     }
 }
 
-fn check(case: &str, streams: Option<u32>) {
+fn check(case: &str, streams: Option<u32>, stride: Option<u8>) {
     let input = std::fs::read(input_path()).expect("tests/golden/alice-4k.txt");
-    let options = nngpu::Options { streams, ..cpu(1) };
+    let options = nngpu::Options {
+        streams,
+        stride,
+        ..cpu(1)
+    };
     let fresh = nngpu::compress(&input, &options).unwrap().bytes;
     let path = archive_path(case);
     if std::env::var("NNGPU_REGENERATE_GOLDEN").is_ok_and(|v| v == "1") {

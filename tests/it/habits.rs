@@ -362,7 +362,7 @@ fn list_and_json() {
     for field in [
         json_version.as_str(),
         "\"original_bytes\":300,",
-        "\"model\":{\"layers\":1,\"cells\":32,\"window\":16,\"learning_rate\":0.003,",
+        "\"model\":{\"layers\":1,\"cells\":32,\"window\":16,\"lstm_stride\":1,\"learning_rate\":0.003,",
         "\"decoder_memory\":{\"weights\":",
         "\"frames\":[{\"offset\":0,",
         "\"blocks\":[{\"bytes\":300,",

@@ -17,6 +17,7 @@ fn params(layers: u8, streams: u32, window: u16) -> ModelParams {
         seed: 11,
         mix_log2: 16,
         block_log2: 16,
+        lstm_stride: 1,
     }
 }
 

@@ -1048,6 +1048,7 @@ fn one_layer_one_stream_agrees_with_the_twin() {
         seed: 7,
         mix_log2: 16,
         block_log2: 16,
+        lstm_stride: 1,
     };
     models_agree(params, 23, 5, Calls::Steps);
 }
@@ -1063,6 +1064,7 @@ const SMALL_LAYERS: ModelParams = ModelParams {
     seed: 9,
     mix_log2: 16,
     block_log2: 16,
+    lstm_stride: 1,
 };
 
 #[test]
@@ -1156,6 +1158,7 @@ fn profiled_and_plain() -> Option<(GpuBackend, GpuBackend)> {
         seed: 7,
         mix_log2: 16,
         block_log2: 16,
+        lstm_stride: 1,
     };
     let ctx = GpuContext::open(&adapters[0], true).expect("device opens");
     if profile::features(ctx.device.features()).is_empty() {
@@ -1247,6 +1250,7 @@ const PARTIAL_TILES: ModelParams = ModelParams {
     seed: 3,
     mix_log2: 16,
     block_log2: 16,
+    lstm_stride: 1,
 };
 
 #[test]

@@ -122,6 +122,7 @@ pub(super) fn run_in_halves(
     progress: &mut dyn FnMut(u64),
     mut code: impl FnMut(usize, usize, &[u32], &mut [u8]) -> Result<(), Error> + Send,
 ) -> Result<(), Error> {
+    debug_assert_eq!(plan.stride(), 1, "halves run one byte a stream a step");
     let window = plan.params.window as usize;
     let half = seg.streams().div_ceil(2);
     let (parts_tx, parts_rx) = mpsc::channel::<Part>();
@@ -172,7 +173,7 @@ pub(super) fn run_in_halves(
                     }
                     side.out.push_back((t, first));
                 }
-                if ends_window(seg, window, t) {
+                if ends_window(seg.steps(), window, t) {
                     while !side.out.is_empty() {
                         if !side.take_back() {
                             return Ok(());

@@ -1,7 +1,7 @@
 //! The decoder's halves against its one-step loop: the same `code` calls with the same tables,
 //! the same weights after each block, and errors from either side that end the block cleanly.
 
-use super::{BlockPlan, halves, run_step_by_step};
+use super::{BlockPlan, halves, run_ahead, run_step_by_step};
 use crate::backend::Backend;
 use crate::backend::cpu::CpuBackend;
 use crate::error::Error;
@@ -19,6 +19,7 @@ const PARAMS: ModelParams = ModelParams {
     seed: 3,
     mix_log2: 16,
     block_log2: 16,
+    lstm_stride: 1,
 };
 
 fn plan(len: usize, streams: u32) -> BlockPlan {
@@ -27,6 +28,7 @@ fn plan(len: usize, streams: u32) -> BlockPlan {
         position: 0,
         len,
         streams,
+        stride: 1,
     }
 }
 
@@ -170,5 +172,95 @@ fn a_failing_model_ends_the_block_with_its_error() {
             matches!(result, Err(Error::Gpu(_))),
             "failing at {fail_at}: {result:?}"
         );
+    }
+}
+
+/// One byte coded at a stride: its offset in the block, and a digest of the LSTM table it was
+/// coded with (`None` for a run's bytes after its first, which the LSTM does not predict).
+type StridedCall = (usize, Option<u64>);
+
+/// A stand-in for the coder of `data` cut as `seg` at `stride`: gives every byte of each LSTM
+/// step from `data`, where a decoder would decode it, and records a call per byte.
+fn strided_coder<'a>(
+    seg: Segments,
+    stride: usize,
+    data: &'a [u8],
+    calls: &'a mut Vec<StridedCall>,
+) -> impl FnMut(usize, usize, &[u32], &mut [u8]) -> Result<(), Error> + Send + 'a {
+    move |step, first, tables, symbols| {
+        let n = tables.len() / SYMBOLS;
+        for (j, u) in seg.sub_steps(step, stride).enumerate() {
+            for i in 0..n.min(seg.active(u).saturating_sub(first)) {
+                let at = seg.offset(first + i, u);
+                symbols[j * n + i] = data[at];
+                let table = &tables[i * SYMBOLS..][..SYMBOLS];
+                let digest = table
+                    .iter()
+                    .fold(0u64, |d, &f| d.rotate_left(5) ^ u64::from(f));
+                calls.push((at, (j == 0).then_some(digest)));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn at_every_stride_the_encoder_and_the_decoder_run_the_same_model() {
+    let data: Vec<u8> = (0..90u32).map(|i| b'a' + (i * 7 % 11) as u8).collect();
+    for stride in 1..=4u8 {
+        let params = ModelParams {
+            lstm_stride: stride,
+            ..PARAMS
+        };
+        let mut encoder = CpuBackend::new(&params);
+        let mut decoder = CpuBackend::new(&params);
+        for (len, streams) in BLOCKS {
+            let plan = BlockPlan {
+                params,
+                stride,
+                ..plan(len, streams)
+            };
+            let seg = plan.segments();
+            let data = &data[..len];
+            let (mut want, mut got) = (Vec::new(), Vec::new());
+            let stride = usize::from(stride);
+            run_ahead(
+                &mut encoder,
+                &plan,
+                &seg,
+                data,
+                &mut |_| {},
+                strided_coder(seg, stride, data, &mut want),
+            )
+            .unwrap();
+            run_step_by_step(
+                &mut decoder,
+                &plan,
+                &seg,
+                &mut |_| {},
+                strided_coder(seg, stride, data, &mut got),
+            )
+            .unwrap();
+            let what = format!("{len} bytes in {streams} streams at stride {stride}");
+            assert!(want == got, "{what}: the calls differ");
+            let mut offsets: Vec<usize> = want.iter().map(|&(at, _)| at).collect();
+            offsets.sort_unstable();
+            assert_eq!(offsets, (0..len).collect::<Vec<_>>(), "{what}");
+            let predicted = want.iter().filter(|(_, table)| table.is_some()).count();
+            let runs: usize = (0..streams as usize)
+                .map(|s| {
+                    (0..seg.steps())
+                        .filter(|&t| seg.offset(s, t) < len && s < seg.active(t))
+                        .count()
+                        .div_ceil(stride)
+                })
+                .sum();
+            assert_eq!(predicted, runs, "{what}: one LSTM table a run");
+            assert_eq!(
+                encoder.master_weights(),
+                decoder.master_weights(),
+                "{what}: the weights differ"
+            );
+        }
     }
 }
