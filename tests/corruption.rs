@@ -97,16 +97,19 @@ fn samples() -> Vec<Sample> {
     ))
     .expect("tests/data/alice29.txt");
     let mut out = Vec::new();
-    for (original, streams) in [
-        (text[1000..1256].to_vec(), None),
-        (text[5000..5256].to_vec(), Some(3)),
+    for (original, streams, stride) in [
+        (text[1000..1256].to_vec(), None, None),
+        (text[5000..5256].to_vec(), Some(3), None),
         // Two coders a block: their lengths are damaged too.
-        (text[9000..9512].to_vec(), Some(64)),
-        (Vec::new(), None),
-        (b"x".to_vec(), None),
+        (text[9000..9512].to_vec(), Some(64), None),
+        (Vec::new(), None, None),
+        (b"x".to_vec(), None, None),
+        // The LSTM on every fourth byte of each stream: the strides are damaged too.
+        (text[12000..12300].to_vec(), Some(5), Some(4)),
     ] {
         let opts = Options {
             streams,
+            stride,
             ..options(SUITE_MEMORY_LIMIT)
         };
         let archive = nngpu::compress(&original, &opts).expect("compress").bytes;
@@ -128,8 +131,13 @@ fn reseal(bytes: &mut [u8]) {
 
 /// The `i`-th damaged archive of `kind`, and the data it must decode to if accepted.
 fn damage(kind: Kind, i: usize, rng: &mut Rng, samples: &[Sample]) -> (Vec<u8>, Vec<u8>) {
-    // Mostly the two text samples: their payloads are long enough to damage.
-    let which = if i % 8 == 7 { 2 + i / 8 % 2 } else { i % 2 };
+    // Mostly the two text samples: their payloads are long enough to damage; every eighth
+    // archive the two coders', the empty one's or the strided one's.
+    let which = if i % 8 == 7 {
+        [2, 3, 5][i / 8 % 3]
+    } else {
+        i % 2
+    };
     let base = &samples[which].archive;
     let mut a = base.clone();
     let mut expected = samples[which].original.clone();
