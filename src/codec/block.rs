@@ -145,14 +145,14 @@ fn run_ahead(
 ) -> Result<(), Error> {
     let window = plan.params.window as usize;
     let stride = plan.stride();
-    let steps = seg.model_steps(stride);
+    let model_steps = seg.model_steps(stride);
     let (tables_tx, tables_rx) = mpsc::sync_channel::<Vec<u32>>(WINDOWS_AHEAD);
     // Used table buffers go back to the model's thread, so no window allocates.
     let (spare_tx, spare_rx) = mpsc::channel::<Vec<u32>>();
     std::thread::scope(|scope| {
         let coder = scope.spawn(move || -> Result<(), Error> {
             let mut symbols = vec![0u8; seg.streams() * stride];
-            for (t, batch) in windows(steps, window) {
+            for (t, batch) in windows(model_steps, window) {
                 // A closed channel means the model failed: its error is reported.
                 let Ok(freqs) = tables_rx.recv() else {
                     return Ok(());
@@ -182,7 +182,7 @@ fn run_ahead(
                 let spare = spare_rx.try_recv().unwrap_or_default();
                 tables_tx.send(std::mem::replace(tables, spare)).is_ok()
             };
-            for (t, batch) in windows(steps, window) {
+            for (t, batch) in windows(model_steps, window) {
                 inputs.resize_with(batch, Vec::new);
                 targets.clear();
                 let before = done;
@@ -238,14 +238,14 @@ fn run_step_by_step(
 ) -> Result<(), Error> {
     let window = plan.params.window as usize;
     let stride = plan.stride();
-    let steps = seg.model_steps(stride);
+    let model_steps = seg.model_steps(stride);
     // The byte before each stream's next run. A stream's first step sees 0, as at the start
     // of the frame: segments are not contiguous with the stream's previous block.
     let mut inputs = vec![0u8; seg.streams()];
     let mut symbols = vec![0u8; seg.streams() * stride];
     let mut targets = Vec::with_capacity(window * seg.streams());
     let mut done = 0u64;
-    for t in 0..steps {
+    for t in 0..model_steps {
         let sub_steps = seg.sub_steps(t, stride);
         let active = seg.active(sub_steps.start);
         let freqs = backend.forward(0, &[&inputs[..active]])?;
@@ -261,7 +261,7 @@ fn run_step_by_step(
         if done / PROGRESS_INTERVAL != before / PROGRESS_INTERVAL {
             progress(done);
         }
-        if ends_window(steps, window, t) {
+        if ends_window(model_steps, window, t) {
             train(backend, plan, &targets, done)?;
             targets.clear();
         }

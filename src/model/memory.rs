@@ -33,7 +33,8 @@ pub struct ModelMemory {
     /// the gradients the backward pass computes.
     pub window: u64,
     /// The context-mixing stage's tables, shared by all streams, and its per-stream state
-    /// (`mix::state_bytes`).
+    /// (`mix::state_bytes`); at an LSTM stride above 1, a flat table per stream for the bytes
+    /// the LSTM does not predict.
     pub mixing: u64,
     /// The block being coded, its payload, and the coder's output: three block lengths.
     pub blocks: u64,
@@ -111,7 +112,12 @@ pub fn model_state(params: &ModelParams) -> ModelMemory {
         optimizer,
         lstm_state,
         window,
-        mixing: crate::mix::state_bytes(params.mix_log2, params.streams),
+        mixing: crate::mix::state_bytes(params.mix_log2, params.streams).saturating_add(
+            match params.lstm_stride {
+                0 | 1 => 0,
+                _ => product(&[streams, 4 * symbols]),
+            },
+        ),
         blocks: 3u64 << params.block_log2.min(40),
     }
 }
