@@ -192,6 +192,8 @@ mod tests {
         assert!(total(|p| p.streams += 1) > start);
         assert!(total(|p| p.window += 1) > start);
         assert!(total(|p| p.mix_log2 += 1) > start);
+        // A flat table per stream for the bytes the LSTM does not predict.
+        assert_eq!(total(|p| p.lstm_stride = 2), start + 1024);
         assert_eq!(total(|p| p.seed ^= 1), start);
     }
 
