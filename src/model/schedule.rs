@@ -9,7 +9,12 @@
 //! as much again: one stream for the first `2 × RAMP_BYTES`, two up to twice that, four up to
 //! four times, … up to the header's most streams, reached after `RAMP_BYTES × max` bytes
 //! (4 MiB for 256 streams). Each doubling costs `RAMP_BYTES` decoder steps, so a long frame
-//! runs at full width almost all the time; blocks end where the width changes.
+//! runs at full width almost all the time; blocks end where the width changes. The width is
+//! the bytes a decoder step codes: streams, up to the header's, and then an LSTM stride (bytes
+//! of each stream per LSTM step) up to the header's (`block_width`): more streams cost the
+//! shared mixing stage ratio (each segment starts without the text before it), a longer
+//! stride costs the LSTM's predictions of the bytes it skips, which the presets with one small
+//! LSTM layer can spare.
 //!
 //! Learning rate: the presets' base rates were tuned in one stream with the mixing stage
 //! (preset 5, CPU twin, alice29.txt and the first 300 KB of book1: a start boosted 3× and
@@ -104,17 +109,17 @@ impl BlockCut {
 }
 
 /// Mean bytes per decoder step over a frame of `len` bytes whose blocks follow the schedule up
-/// to `max_streams` bytes a step (streams × stride: `block_width`; `None`: a frame of unknown
+/// to `widest` bytes a step (streams × stride: `block_width`; `None`: a frame of unknown
 /// length, taken as long enough to run at the full width): the input's bytes over the steps
 /// its blocks take.
-pub fn mean_bytes_per_step(max_streams: u32, len: Option<u64>) -> f64 {
+pub fn mean_bytes_per_step(widest: u32, len: Option<u64>) -> f64 {
     let Some(len) = len else {
-        return f64::from(max_streams.max(1));
+        return f64::from(widest.max(1));
     };
     let (mut position, mut steps) = (0u64, 0u64);
     while position < len {
-        let width = u64::from(block_streams(max_streams, position));
-        let run = bytes_to_next_width(max_streams, position).min(len - position);
+        let width = u64::from(block_streams(widest, position));
+        let run = bytes_to_next_width(widest, position).min(len - position);
         steps += run.div_ceil(width);
         position += run;
     }
