@@ -78,8 +78,8 @@ pub trait Backend: Send {
 /// Which backend the user asked for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BackendChoice {
-    /// A hardware GPU if there is one and the run codes enough bytes per step
-    /// (`AUTO_GPU_MIN_BYTES_PER_STEP_ENCODING`, `…_DECODING`), or the adapter named (even a
+    /// A hardware GPU if there is one and its LSTM steps run enough streams
+    /// (`AUTO_GPU_MIN_STREAMS_PER_STEP_ENCODING`, `…_DECODING`), or the adapter named (even a
     /// software one); else the CPU twin; also the CPU twin when the GPU cannot hold the model.
     Auto,
     /// A GPU adapter through wgpu (hardware or software); an error if none can run the model.
@@ -94,9 +94,11 @@ pub struct Workload {
     /// Whether the run decodes (one step at a time, waiting for each step's bytes) rather
     /// than encodes (whole windows at once, ahead of the coder).
     pub decoding: bool,
-    /// Mean bytes one decoder step codes over the frame, as far as it is known
-    /// (`model::schedule::mean_bytes_per_step`): what a GPU's throughput follows.
-    pub bytes_per_step: f64,
+    /// Mean streams one LSTM step runs over the frame, as far as it is known
+    /// (`model::schedule::mean_streams_per_step`): the batch a GPU step computes at once, whose
+    /// cost grows far more slowly with it on a GPU than on the CPU twin. At a stride of 1, the
+    /// bytes a decoder step codes, which is how the thresholds below were measured.
+    pub streams_per_step: f64,
 }
 
 /// Opens the backend `choice` names for a model of `params` running `work`. `adapter`, if
@@ -114,19 +116,19 @@ pub fn open(
     }
 }
 
-/// Fewest mean bytes per step for which `auto` compresses on a hardware GPU that the user did
-/// not name. Measured on an NVIDIA H200 against the CPU twin on the host's 16 cores at `-5`
+/// Fewest mean streams per LSTM step for which `auto` compresses on a hardware GPU that the
+/// user did not name. Measured on an NVIDIA H200 against the CPU twin on the host's 16 cores at `-5`
 /// (README, Results; `scripts/gpu-host-check.sh`, format version 3 with one dispatch per
 /// layer): one stream, 3.5 KB/s on the GPU against 22.0 KB/s; 64 streams (64 bytes per step),
 /// 131.0 against 113.2 KB/s, where the GPU first wins.
-pub const AUTO_GPU_MIN_BYTES_PER_STEP_ENCODING: f64 = 64.0;
+pub const AUTO_GPU_MIN_STREAMS_PER_STEP_ENCODING: f64 = 64.0;
 
 /// The same for decompression, which waits on every step: at 64 bytes per step the H200 decoded
 /// at 71.6 KB/s against the twin's 80.9 (894 µs per step against 791), and at 8.8 bytes per
 /// step (the schedule's first megabyte) at 19.2 KB/s. A GPU step's time grows far more slowly
 /// with the stream count than the twin's, which is linear, so the crossover is taken at twice
 /// the last measured loss; larger widths were not measured.
-pub const AUTO_GPU_MIN_BYTES_PER_STEP_DECODING: f64 = 128.0;
+pub const AUTO_GPU_MIN_STREAMS_PER_STEP_DECODING: f64 = 128.0;
 
 /// What `auto` runs, and why. A software adapter runs these kernels far slower than the CPU
 /// twin (README, Results), so `auto` never picks one by itself, only when the user names it;
@@ -144,14 +146,14 @@ fn auto(
         })
     };
     let needed = if work.decoding {
-        AUTO_GPU_MIN_BYTES_PER_STEP_DECODING
+        AUTO_GPU_MIN_STREAMS_PER_STEP_DECODING
     } else {
-        AUTO_GPU_MIN_BYTES_PER_STEP_ENCODING
+        AUTO_GPU_MIN_STREAMS_PER_STEP_ENCODING
     };
-    if adapter.is_none() && work.bytes_per_step < needed {
+    if adapter.is_none() && work.streams_per_step < needed {
         return Ok(cpu(format!(
-            "{:.1} bytes per step: a GPU was measured faster only from {needed}",
-            work.bytes_per_step
+            "{:.1} streams per LSTM step: a GPU was measured faster only from {needed}",
+            work.streams_per_step
         )));
     }
     match gpu::usable_adapters(adapter).first() {
@@ -162,8 +164,8 @@ fn auto(
                     why: match adapter {
                         Some(name) => format!("the adapter matching {name:?}"),
                         None => format!(
-                            "{:.1} bytes per step on a hardware GPU",
-                            work.bytes_per_step
+                            "{:.1} streams per LSTM step on a hardware GPU",
+                            work.streams_per_step
                         ),
                     },
                 })),

@@ -207,14 +207,14 @@ impl FrameEncoder {
         options: &Options,
     ) -> Result<FrameEncoder, Error> {
         let (streams, stride) = (header.params.streams, header.params.lstm_stride);
-        let bytes_per_step = if fixed_streams {
-            f64::from(streams * u32::from(stride))
+        let streams_per_step = if fixed_streams {
+            f64::from(streams)
         } else {
-            schedule::mean_bytes_per_step(streams * u32::from(stride), frame_len)
+            schedule::mean_streams_per_step(streams, stride.into(), frame_len)
         };
         let work = Workload {
             decoding: false,
-            bytes_per_step,
+            streams_per_step,
         };
         let cut = schedule::BlockCut {
             block_bytes: 1 << header.params.block_log2,
@@ -320,7 +320,7 @@ impl FrameDecoder {
         // The frame's length is not known until its end: its widest block is the estimate.
         let work = Workload {
             decoding: true,
-            bytes_per_step: f64::from(header.params.streams),
+            streams_per_step: f64::from(header.params.streams),
         };
         Ok(FrameDecoder {
             model: FrameModel::open(header, options, work)?,

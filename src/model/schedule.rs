@@ -108,22 +108,26 @@ impl BlockCut {
     }
 }
 
-/// Mean bytes per decoder step over a frame of `len` bytes whose blocks follow the schedule up
-/// to `widest` bytes a step (streams × stride: `block_width`; `None`: a frame of unknown
-/// length, taken as long enough to run at the full width): the input's bytes over the steps
-/// its blocks take.
-pub fn mean_bytes_per_step(widest: u32, len: Option<u64>) -> f64 {
+/// Mean streams an LSTM step runs (the batch a GPU computes at once; at a stride of 1, the
+/// bytes a decoder step codes) over a frame of `len` bytes whose blocks follow the schedule up
+/// to `most_streams` streams and a stride of `most_stride` (`block_width`; `None`: a frame of
+/// unknown length, taken as long enough to run at the full width): the LSTM's stream-steps
+/// over its steps.
+pub fn mean_streams_per_step(most_streams: u32, most_stride: u32, len: Option<u64>) -> f64 {
     let Some(len) = len else {
-        return f64::from(widest.max(1));
+        return f64::from(most_streams.max(1));
     };
-    let (mut position, mut steps) = (0u64, 0u64);
+    let widest = most_streams.max(1).saturating_mul(most_stride.max(1));
+    let (mut position, mut steps, mut stream_steps) = (0u64, 0u64, 0u64);
     while position < len {
-        let width = u64::from(block_streams(widest, position));
+        let (streams, stride) = block_width(most_streams, most_stride, position);
         let run = bytes_to_next_width(widest, position).min(len - position);
-        steps += run.div_ceil(width);
+        let run_steps = run.div_ceil(u64::from(streams) * u64::from(stride));
+        steps += run_steps;
+        stream_steps += run_steps * u64::from(streams);
         position += run;
     }
-    len as f64 / steps.max(1) as f64
+    stream_steps as f64 / steps.max(1) as f64
 }
 
 /// Adam's learning rate (Q24) for an update of a block coded in `streams` streams, after
@@ -198,14 +202,21 @@ mod tests {
     #[test]
     fn the_mean_width_follows_the_ramp() {
         let k = 1u64 << 10;
-        assert_eq!(mean_bytes_per_step(256, Some(0)), 0.0);
-        assert_eq!(mean_bytes_per_step(256, Some(32 * k)), 1.0);
+        assert_eq!(mean_streams_per_step(256, 1, Some(0)), 0.0);
+        assert_eq!(mean_streams_per_step(256, 1, Some(32 * k)), 1.0);
         // 32 KiB in one stream, then 32 KiB in two: 64 KiB in 48 Ki steps.
-        assert_eq!(mean_bytes_per_step(256, Some(64 * k)), 4.0 / 3.0);
-        assert_eq!(mean_bytes_per_step(256, None), 256.0);
-        let large = mean_bytes_per_step(256, Some(40_000_000));
+        assert_eq!(mean_streams_per_step(256, 1, Some(64 * k)), 4.0 / 3.0);
+        assert_eq!(mean_streams_per_step(256, 1, None), 256.0);
+        let large = mean_streams_per_step(256, 1, Some(40_000_000));
         assert!((128.0..256.0).contains(&large), "{large}");
-        assert_eq!(mean_bytes_per_step(1, Some(1 << 30)), 1.0);
+        assert_eq!(mean_streams_per_step(1, 1, Some(1 << 30)), 1.0);
+        // The same ramp in 32 streams and then a stride: the same steps, narrower.
+        let strided = mean_streams_per_step(32, 8, Some(40_000_000));
+        assert!((16.0..32.0).contains(&strided), "{strided}");
+        assert_eq!(
+            mean_streams_per_step(32, 8, Some(512 * k)),
+            mean_streams_per_step(256, 1, Some(512 * k))
+        );
     }
 
     #[test]
