@@ -16,7 +16,7 @@ use crate::model::schedule;
 
 use super::Options;
 use super::block::{BlockPlan, run_block};
-use crate::fixed::SYMBOLS;
+use crate::fixed::{FREQ_TOTAL, SYMBOLS};
 
 /// Refuses a model whose state exceeds `options.memory_limit`, before anything is allocated.
 pub fn check_memory(params: &ModelParams, options: &Options) -> Result<(), Error> {
@@ -42,9 +42,8 @@ struct BlockCoder<'a, C> {
     segments: Segments,
     /// Bytes of each stream per LSTM step (`BlockPlan::stride`).
     stride: usize,
-    /// A flat table (every byte 1/256) for each stream: what the stage codes the bytes the
-    /// LSTM does not predict with, so that its input adds nothing to the mix.
-    flat: Vec<u32>,
+    /// The frame's flat tables (`FrameModel::flat`).
+    flat: &'a [u32],
     coders: Coders,
     /// One coder per `coders` group.
     lanes: Vec<C>,
@@ -53,20 +52,20 @@ struct BlockCoder<'a, C> {
 }
 
 impl<'a, C: BitCoder + Send> BlockCoder<'a, C> {
-    /// Starts the block `plan` on `stage`, coding through `lanes` (one per coder of the
-    /// block).
-    fn new(stage: &'a mut MixingStage, plan: &BlockPlan, lanes: Vec<C>) -> BlockCoder<'a, C> {
+    /// Starts the block `plan` on `stage`, coding through `lanes` (one per coder of the block)
+    /// with the frame's flat tables `flat` (`FrameModel::flat`).
+    fn new(
+        stage: &'a mut MixingStage,
+        flat: &'a [u32],
+        plan: &BlockPlan,
+        lanes: Vec<C>,
+    ) -> BlockCoder<'a, C> {
         let segments = plan.segments();
         stage.start_block(segments.streams());
-        let stride = plan.stride();
-        let flat = match stride {
-            1 => Vec::new(),
-            _ => vec![FLAT_FREQUENCY; segments.streams() * SYMBOLS],
-        };
         BlockCoder {
             stage,
             segments,
-            stride,
+            stride: plan.stride(),
             flat,
             coders: Coders::new(segments.streams()),
             lanes,
@@ -133,14 +132,16 @@ impl<'a, C: BitCoder + Send> BlockCoder<'a, C> {
     }
 }
 
-/// Each entry of a flat LSTM table: the tables' entries sum to 2^16.
-const FLAT_FREQUENCY: u32 = (1 << 16) / SYMBOLS as u32;
-
 /// A frame's model as it stands between two blocks.
 struct FrameModel {
     header: FrameHeader,
     backend: Box<dyn Backend>,
     mixer: MixingStage,
+    /// A flat LSTM table (every byte `FREQ_TOTAL / 256`) for each stream, if the frame's
+    /// blocks may have a stride above 1: what the stage codes the bytes the LSTM does not
+    /// predict with, so that its input adds nothing to the mix. Made once a frame (the decoder's
+    /// memory counts it), since a block of many streams would need megabytes of them.
+    flat: Vec<u32>,
     /// Bytes of the frame's data run through the model so far.
     position: u64,
     /// XXH64 of the frame's data so far.
@@ -156,6 +157,10 @@ impl FrameModel {
         let backend = backend::open(options.backend, adapter, &header.params, work)?;
         Ok(FrameModel {
             mixer: MixingStage::new(header.params.mix_log2, header.params.streams),
+            flat: match header.params.lstm_stride {
+                0 | 1 => Vec::new(),
+                _ => vec![FREQ_TOTAL / SYMBOLS as u32; header.params.streams as usize * SYMBOLS],
+            },
             header,
             backend,
             position: 0,
@@ -258,7 +263,7 @@ impl FrameEncoder {
         let plan = model.plan(data.len(), streams, stride);
         let coders = Coders::new(streams as usize);
         let lanes = vec![BinaryEncoder::new(); coders.count()];
-        let mut block = BlockCoder::new(&mut model.mixer, &plan, lanes);
+        let mut block = BlockCoder::new(&mut model.mixer, &model.flat, &plan, lanes);
         run_block(
             model.backend.as_mut(),
             &plan,
@@ -353,7 +358,7 @@ impl FrameDecoder {
                 // it the same way, coding nothing.
                 let plan = model.plan(len, streams, block.stride);
                 let lanes = vec![Replay; Coders::new(streams as usize).count()];
-                let mut block = BlockCoder::new(&mut model.mixer, &plan, lanes);
+                let mut block = BlockCoder::new(&mut model.mixer, &model.flat, &plan, lanes);
                 run_block(
                     model.backend.as_mut(),
                     &plan,
@@ -380,7 +385,7 @@ impl FrameDecoder {
                     .map(BinaryDecoder::new)
                     .collect::<Result<Vec<_>, _>>()
                     .map_err(|_| Error::CorruptPayload)?;
-                let mut block = BlockCoder::new(&mut model.mixer, &plan, lanes);
+                let mut block = BlockCoder::new(&mut model.mixer, &model.flat, &plan, lanes);
                 run_block(
                     model.backend.as_mut(),
                     &plan,
